@@ -1,0 +1,56 @@
+"""The POP3 Mail integration: watch POP3 mailboxes and announce every new message once."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from homeassistant.const import Platform
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.storage import Store
+
+from .const import DOMAIN, STORAGE_VERSION
+from .coordinator import Pop3MailConfigEntry, Pop3MailCoordinator, storage_key
+from .repairs import async_check_insecure_connection
+from .services import async_setup_services
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+    from homeassistant.helpers.typing import ConfigType
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
+
+PLATFORMS = [Platform.BUTTON, Platform.EVENT, Platform.SENSOR]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the actions, which work on any loaded mailbox."""
+    async_setup_services(hass)
+    return True
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> bool:
+    """Check the mailbox once, then add its entities and start announcing new mail."""
+    async_check_insecure_connection(hass, entry)
+    coordinator = Pop3MailCoordinator(hass, entry)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = coordinator
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    coordinator.async_start_announcing()
+    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> bool:
+    """Remove the entities; the coordinator saves the mailbox state as it shuts down."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
+    """Delete the saved mailbox state of a removed entry."""
+    store = Store[dict[str, object]](hass, STORAGE_VERSION, storage_key(entry.entry_id))
+    await store.async_remove()
+
+
+async def _async_options_updated(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
+    """Start over with the new options (interval, text length, archive)."""
+    await hass.config_entries.async_reload(entry.entry_id)

@@ -1,0 +1,348 @@
+"""Config flow of POP3 Mail: a mailbox is added only after a real login to it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, override
+
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigFlow,
+    ConfigFlowResult,
+    OptionsFlow,
+)
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.selector import (
+    BooleanSelector,
+    NumberSelector,
+    NumberSelectorConfig,
+    NumberSelectorMode,
+    SelectSelector,
+    SelectSelectorConfig,
+    SelectSelectorMode,
+    TextSelector,
+    TextSelectorConfig,
+    TextSelectorType,
+)
+import voluptuous as vol
+
+from .const import (
+    CONF_ARCHIVE_FOLDER,
+    CONF_DELETE_POLICY,
+    CONF_KEEP_DAYS,
+    CONF_SCAN_INTERVAL,
+    CONF_SECURITY,
+    CONF_TEXT_LENGTH,
+    CONF_VERIFY_SSL,
+    DEFAULT_DELETE_POLICY,
+    DEFAULT_KEEP_DAYS,
+    DEFAULT_SCAN_INTERVAL,
+    DEFAULT_SECURITY,
+    DEFAULT_TEXT_LENGTH,
+    DEFAULT_VERIFY_SSL,
+    DOMAIN,
+    LOGGER,
+    MAX_KEEP_DAYS,
+    MAX_SCAN_INTERVAL,
+    MAX_TEXT_LENGTH,
+    MIN_KEEP_DAYS,
+    MIN_SCAN_INTERVAL,
+)
+from .coordinator import mailbox_name, open_session
+from .pop3 import Security
+from .pop3.errors import (
+    POP3AuthError,
+    POP3Error,
+    POP3PlaintextRefusedError,
+    POP3STLSUnavailableError,
+    POP3TimeoutError,
+    POP3TLSError,
+)
+from .sync.retention import DeletePolicy
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+# Home Assistant 2026 validates with probatio, installed under the name `voluptuous`; the two
+# libraries' types differ, so the schemas below are typed Any to check against both.
+_HOST_SELECTOR = TextSelector(TextSelectorConfig(autocomplete="off"))
+_SECURITY_SELECTOR = SelectSelector(
+    SelectSelectorConfig(
+        options=[mode.value for mode in Security],
+        translation_key=CONF_SECURITY,
+        mode=SelectSelectorMode.DROPDOWN,
+    )
+)
+_PORT_SELECTOR = NumberSelector(
+    NumberSelectorConfig(min=1, max=65535, step=1, mode=NumberSelectorMode.BOX)
+)
+_USERNAME_SELECTOR = TextSelector(TextSelectorConfig(autocomplete="username"))
+_PASSWORD_SELECTOR = TextSelector(
+    TextSelectorConfig(type=TextSelectorType.PASSWORD, autocomplete="current-password")
+)
+
+STEP_USER_SCHEMA: Any = vol.Schema(
+    {
+        vol.Required(CONF_HOST): _HOST_SELECTOR,
+        vol.Required(CONF_SECURITY, default=DEFAULT_SECURITY.value): _SECURITY_SELECTOR,
+        vol.Optional(CONF_PORT): _PORT_SELECTOR,
+        vol.Required(CONF_USERNAME): _USERNAME_SELECTOR,
+        vol.Required(CONF_PASSWORD): _PASSWORD_SELECTOR,
+        vol.Required(CONF_VERIFY_SSL, default=DEFAULT_VERIFY_SSL): BooleanSelector(),
+    }
+)
+# The server side of a mailbox: what reconfigure may change.
+STEP_RECONFIGURE_SCHEMA: Any = vol.Schema(
+    {
+        vol.Required(CONF_HOST): _HOST_SELECTOR,
+        vol.Required(CONF_SECURITY, default=DEFAULT_SECURITY.value): _SECURITY_SELECTOR,
+        vol.Optional(CONF_PORT): _PORT_SELECTOR,
+        vol.Required(CONF_VERIFY_SSL, default=DEFAULT_VERIFY_SSL): BooleanSelector(),
+    }
+)
+STEP_REAUTH_SCHEMA: Any = vol.Schema({vol.Required(CONF_PASSWORD): _PASSWORD_SELECTOR})
+
+OPTIONS_SCHEMA: Any = vol.Schema(
+    {
+        vol.Required(CONF_SCAN_INTERVAL, default=DEFAULT_SCAN_INTERVAL): NumberSelector(
+            NumberSelectorConfig(
+                min=MIN_SCAN_INTERVAL,
+                max=MAX_SCAN_INTERVAL,
+                step=1,
+                mode=NumberSelectorMode.BOX,
+                unit_of_measurement="s",
+            )
+        ),
+        vol.Required(CONF_TEXT_LENGTH, default=DEFAULT_TEXT_LENGTH): NumberSelector(
+            NumberSelectorConfig(min=0, max=MAX_TEXT_LENGTH, step=1, mode=NumberSelectorMode.BOX)
+        ),
+        vol.Optional(CONF_ARCHIVE_FOLDER): TextSelector(),
+        vol.Required(CONF_DELETE_POLICY, default=DEFAULT_DELETE_POLICY.value): SelectSelector(
+            SelectSelectorConfig(
+                options=[policy.value for policy in DeletePolicy],
+                translation_key=CONF_DELETE_POLICY,
+                mode=SelectSelectorMode.DROPDOWN,
+            )
+        ),
+        vol.Required(CONF_KEEP_DAYS, default=DEFAULT_KEEP_DAYS): NumberSelector(
+            NumberSelectorConfig(
+                min=MIN_KEEP_DAYS,
+                max=MAX_KEEP_DAYS,
+                step=1,
+                mode=NumberSelectorMode.BOX,
+                unit_of_measurement="d",
+            )
+        ),
+    }
+)
+
+
+def mailbox_unique_id(data: Mapping[str, Any]) -> str:
+    """Return the unique id of the mailbox `data` logs in to: lower-cased username@host."""
+    return mailbox_name(data).lower()
+
+
+def login_error_key(error: POP3Error) -> str:
+    """Return the `errors` key that explains why a login attempt failed."""
+    match error:
+        case POP3AuthError():
+            return "invalid_auth"
+        case POP3PlaintextRefusedError():
+            return "plaintext_refused"
+        case POP3STLSUnavailableError():
+            return "starttls_unavailable"
+        case POP3TLSError():
+            return "ssl_error"
+        case POP3TimeoutError():
+            return "timeout"
+    return "cannot_connect"
+
+
+async def async_try_login(data: Mapping[str, Any]) -> dict[str, str]:
+    """Log in to the mailbox `data` describes and out again; return the form's errors."""
+    try:
+        async with open_session(data):
+            pass
+    except POP3Error as error:
+        LOGGER.debug("Logging in to %s failed: %s", mailbox_name(data), error)
+        return {"base": login_error_key(error)}
+    except Exception:  # noqa: BLE001  (the form must show an error, whatever went wrong)
+        LOGGER.exception("Unexpected error logging in to %s", mailbox_name(data))
+        return {"base": "unknown"}
+    return {}
+
+
+def _clean_server_input(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalise what the form returned: trimmed host, whole port number."""
+    cleaned = dict(user_input)
+    cleaned[CONF_HOST] = str(user_input[CONF_HOST]).strip()
+    if (port := user_input.get(CONF_PORT)) is not None:
+        cleaned[CONF_PORT] = int(port)
+    return cleaned
+
+
+class Pop3MailConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add a POP3 mailbox, re-enter its password, or move it to other server settings."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    @staticmethod
+    @callback
+    @override
+    def async_get_options_flow(config_entry: ConfigEntry) -> Pop3MailOptionsFlow:
+        """Return the options flow of an entry."""
+        return Pop3MailOptionsFlow()
+
+    @override
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the server and the account, and log in before adding it."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = _clean_server_input(user_input)
+            await self.async_set_unique_id(mailbox_unique_id(data))
+            self._abort_if_unique_id_configured()
+            if not (errors := await async_try_login(data)):
+                return self.async_create_entry(title=mailbox_name(data), data=data)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(
+                STEP_USER_SCHEMA, _without_password(user_input)
+            ),
+            errors=errors,
+        )
+
+    async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
+        """Start over with a new password after the server rejected the stored one."""
+        return await self.async_step_reauth_confirm()
+
+    async def async_step_reauth_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Ask for the new password and log in with it."""
+        entry = self._get_reauth_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {**entry.data, CONF_PASSWORD: user_input[CONF_PASSWORD]}
+            if (result := await self._async_update_entry(entry, data, errors)) is not None:
+                return result
+        return self.async_show_form(
+            step_id="reauth_confirm",
+            data_schema=STEP_REAUTH_SCHEMA,
+            description_placeholders={"mailbox": entry.title},
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Move the mailbox to other server settings, keeping its account."""
+        entry = self._get_reconfigure_entry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            data = {
+                **{key: value for key, value in entry.data.items() if key != CONF_PORT},
+                **_clean_server_input(user_input),
+            }
+            if (result := await self._async_update_entry(entry, data, errors)) is not None:
+                return result
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                STEP_RECONFIGURE_SCHEMA, user_input or entry.data
+            ),
+            description_placeholders={"mailbox": entry.title},
+            errors=errors,
+        )
+
+    async def _async_update_entry(
+        self, entry: ConfigEntry, data: dict[str, Any], errors: dict[str, str]
+    ) -> ConfigFlowResult | None:
+        """Log in with `data` and store it in `entry`, or fill `errors` and return None.
+
+        Settings that name another mailbox abort: that is a new entry, not this one.
+        """
+        await self.async_set_unique_id(mailbox_unique_id(data))
+        self._abort_if_unique_id_mismatch()
+        if login_errors := await async_try_login(data):
+            errors.update(login_errors)
+            return None
+        return self.async_update_reload_and_abort(entry, data=data)
+
+
+class Pop3MailOptionsFlow(OptionsFlow):
+    """How often to check, what to put in events, and where to archive mail."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Show the options and check the archive folder before saving them."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            options = clean_options(user_input)
+            errors = options_errors(options)
+            folder: str | None = options.get(CONF_ARCHIVE_FOLDER)
+            if (
+                not errors
+                and folder is not None
+                and (
+                    error := await self.hass.async_add_executor_job(
+                        prepare_archive_folder, self.hass, folder
+                    )
+                )
+            ):
+                errors[CONF_ARCHIVE_FOLDER] = error
+            if not errors:
+                return self.async_create_entry(data=options)
+        return self.async_show_form(
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(
+                OPTIONS_SCHEMA, user_input or self.config_entry.options
+            ),
+            errors=errors,
+        )
+
+
+def clean_options(user_input: Mapping[str, Any]) -> dict[str, Any]:
+    """Normalise the options form: whole numbers, a trimmed folder or none at all."""
+    options: dict[str, Any] = {
+        CONF_SCAN_INTERVAL: int(user_input[CONF_SCAN_INTERVAL]),
+        CONF_TEXT_LENGTH: int(user_input[CONF_TEXT_LENGTH]),
+        CONF_DELETE_POLICY: user_input[CONF_DELETE_POLICY],
+        CONF_KEEP_DAYS: int(user_input[CONF_KEEP_DAYS]),
+    }
+    if folder := str(user_input.get(CONF_ARCHIVE_FOLDER) or "").strip():
+        options[CONF_ARCHIVE_FOLDER] = folder
+    return options
+
+
+def options_errors(options: Mapping[str, Any]) -> dict[str, str]:
+    """Return the errors of options that contradict each other."""
+    # Mail is deleted only once it is safe in the archive, so there must be one.
+    if options[CONF_DELETE_POLICY] != DeletePolicy.KEEP and CONF_ARCHIVE_FOLDER not in options:
+        return {CONF_ARCHIVE_FOLDER: "archive_folder_required"}
+    return {}
+
+
+def prepare_archive_folder(hass: HomeAssistant, folder: str) -> str | None:
+    """Create the archive folder if needed; return an error key when it cannot be used.
+
+    Blocking: run it in the executor.
+    """
+    if not Path(folder).is_absolute() or not hass.config.is_allowed_path(folder):
+        return "archive_folder_not_allowed"
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        LOGGER.debug("Cannot create archive folder %s: %s", folder, error)
+        return "archive_folder_unusable"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return "archive_folder_unusable"
+    return None
+
+
+def _without_password(user_input: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Return what to show again in a form after an error: everything but the password."""
+    if user_input is None:
+        return None
+    return {key: value for key, value in user_input.items() if key != CONF_PASSWORD}
