@@ -1,0 +1,250 @@
+"""The persisted state of one mailbox, and how a check, a read or a deletion changes it.
+
+Public names:
+
+- `MailboxState`: frozen; every change returns a new state. `known_uids` (server
+  order, as the last check saw them), `size` (bytes, from STAT), `unread`,
+  `last_message`, `archived`, `initialised`.
+- `LastMessage(uid, sender, subject, date)`: what the `last_message` sensor shows.
+- `ArchiveRecord(filename, size, archived_at)`: a message saved to the archive
+  folder (written and read by the archive/retention code).
+- `apply(state, outcome, *, last_message=None)`: the state after a check.
+- `mark_read(state, uid)`, `forget(state, uids, *, freed_bytes=None)`.
+- `new_check(state, *, top_lines)`: the `MailboxCheck` for the next check.
+- `to_dict(state)` / `from_dict(data)`: JSON-safe form for the Home Assistant
+  `Store`, with a `version` field; `StateFormatError` for data we cannot read.
+
+Rules:
+
+- Mail on the server at the first check (the baseline) and after a re-baseline
+  counts as read; every other new uid starts unread.
+- A uid that leaves the server leaves `known_uids`, `unread` and `archived`: an
+  archive record only matters while its message is on the server (retention
+  deletes archived messages; a message that is gone has nothing left to delete).
+- `last_message` stays while its uid is still the newest on the server.
+
+Cost for a 100,000-message mailbox: `apply` of an unchanged check is O(unread),
+of an appended check O(new) plus one tuple concatenation; `to_dict`/`from_dict`
+are single list/tuple copies of the uids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+import math
+from typing import TYPE_CHECKING, Any, Final
+
+from custom_components.pop3_mail.sync.check import MailboxCheck
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from custom_components.pop3_mail.sync.check import CheckOutcome
+
+#: Version of the `to_dict` layout; `from_dict` refuses any other.
+STATE_VERSION: Final = 1
+
+
+class StateFormatError(ValueError):
+    """Stored state of an unknown version, or not in the shape `to_dict` writes."""
+
+
+@dataclass(frozen=True, slots=True)
+class LastMessage:
+    """The newest message on the server, as the `last_message` sensor shows it.
+
+    `date` is ISO 8601 or None when the message has no readable Date header.
+    """
+
+    uid: str
+    sender: str
+    subject: str
+    date: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveRecord:
+    """A message saved in the archive folder: file name, bytes written, when (epoch seconds)."""
+
+    filename: str
+    size: int
+    archived_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxState:
+    """What we know of one mailbox between checks.
+
+    `initialised` is False until the first check: that check is the baseline.
+    `archived` must not be mutated: functions here always build a new mapping.
+    """
+
+    known_uids: tuple[str, ...] = ()
+    size: int = 0
+    unread: frozenset[str] = frozenset()
+    last_message: LastMessage | None = None
+    archived: Mapping[str, ArchiveRecord] = field(default_factory=dict)
+    initialised: bool = False
+
+    @property
+    def count(self) -> int:
+        """Messages on the server at the last check."""
+        return len(self.known_uids)
+
+
+def new_check(state: MailboxState, *, top_lines: int) -> MailboxCheck:
+    """The planner for the next check of this mailbox (a baseline when not initialised)."""
+    return MailboxCheck(
+        state.known_uids if state.initialised else None,
+        state.size,
+        top_lines=top_lines,
+        newest_known=state.last_message.uid if state.last_message else None,
+    )
+
+
+def apply(
+    state: MailboxState,
+    outcome: CheckOutcome,
+    *,
+    last_message: LastMessage | None = None,
+) -> MailboxState:
+    """The state after `outcome`.
+
+    `last_message` is what the caller made of `outcome.newest`; without it the
+    previous one is kept while its uid is still the newest on the server.
+    """
+    unread = state.unread
+    if outcome.removed and unread:
+        unread = unread - outcome.removed
+    if state.initialised and not outcome.rebaselined and outcome.new:
+        unread = unread | {message.uid for message in outcome.new}
+    archived = state.archived
+    if outcome.removed and archived:
+        archived = {uid: rec for uid, rec in archived.items() if uid not in outcome.removed}
+    if last_message is None:
+        last_message = state.last_message
+        if last_message is not None and (not outcome.uids or outcome.uids[-1] != last_message.uid):
+            last_message = None
+    return MailboxState(
+        known_uids=outcome.uids,
+        size=outcome.size,
+        unread=unread,
+        last_message=last_message,
+        archived=archived,
+        initialised=True,
+    )
+
+
+def mark_read(state: MailboxState, uid: str | None = None) -> MailboxState:
+    """Mark one message read, or every message when `uid` is None."""
+    if uid is None:
+        unread: frozenset[str] = frozenset()
+    elif uid in state.unread:
+        unread = state.unread - {uid}
+    else:
+        return state
+    return replace(state, unread=unread)
+
+
+def forget(
+    state: MailboxState, uids: Iterable[str], *, freed_bytes: int | None = None
+) -> MailboxState:
+    """The state after we deleted `uids` from the server ourselves: no event, counts right.
+
+    `freed_bytes` (the LIST sizes of the deleted messages) keeps `size` exact;
+    without it `size` is left as it was, and the next check, seeing a size that
+    does not match, downloads the full list once and corrects it.
+    """
+    gone = frozenset(uids)
+    if not gone:
+        return state
+    known = tuple(uid for uid in state.known_uids if uid not in gone)
+    size = state.size if freed_bytes is None else max(0, state.size - freed_bytes)
+    archived = {uid: rec for uid, rec in state.archived.items() if uid not in gone}
+    last_message = state.last_message
+    if last_message is not None and last_message.uid in gone:
+        last_message = None
+    return replace(
+        state,
+        known_uids=known,
+        size=size,
+        unread=state.unread - gone,
+        last_message=last_message,
+        archived=archived,
+    )
+
+
+def to_dict(state: MailboxState) -> dict[str, Any]:
+    """JSON-safe form of the state for the Home Assistant `Store`."""
+    last = state.last_message
+    return {
+        "version": STATE_VERSION,
+        "initialised": state.initialised,
+        "uids": list(state.known_uids),
+        "size": state.size,
+        # Sorted so two saves of the same state are byte-identical.
+        "unread": sorted(state.unread),
+        "last_message": None
+        if last is None
+        else {"uid": last.uid, "sender": last.sender, "subject": last.subject, "date": last.date},
+        "archived": {
+            uid: [rec.filename, rec.size, rec.archived_at] for uid, rec in state.archived.items()
+        },
+    }
+
+
+def from_dict(data: Mapping[str, Any]) -> MailboxState:
+    """The state `to_dict` wrote; raises `StateFormatError` for another version or a bad shape."""
+    version = data.get("version")
+    if version != STATE_VERSION:
+        raise StateFormatError(f"unsupported mailbox state version {version!r}")
+    uids = data.get("uids")
+    unread = data.get("unread")
+    if not isinstance(uids, list) or not isinstance(unread, list):
+        raise StateFormatError("mailbox state without uid lists")
+    known = tuple(uids)
+    # map(type, ...) keeps the scan of 100,000 uids in C.
+    if not set(map(type, known)) <= {str} or not set(map(type, unread)) <= {str}:
+        raise StateFormatError("mailbox state with a uid that is not a string")
+    size = data.get("size")
+    initialised = data.get("initialised")
+    if type(size) is not int or size < 0 or type(initialised) is not bool:
+        raise StateFormatError("mailbox state with a bad size or flag")
+    return MailboxState(
+        known_uids=known,
+        size=size,
+        unread=frozenset(unread),
+        last_message=_last_message_from(data.get("last_message")),
+        archived=_archived_from(data.get("archived")),
+        initialised=initialised,
+    )
+
+
+def _last_message_from(data: Any) -> LastMessage | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise StateFormatError("mailbox state with a bad last message")
+    uid, sender, subject, date = (data.get(key) for key in ("uid", "sender", "subject", "date"))
+    if not (isinstance(uid, str) and isinstance(sender, str) and isinstance(subject, str)):
+        raise StateFormatError("mailbox state with a bad last message")
+    if date is not None and not isinstance(date, str):
+        raise StateFormatError("mailbox state with a bad last message date")
+    return LastMessage(uid=uid, sender=sender, subject=subject, date=date)
+
+
+def _archived_from(data: Any) -> dict[str, ArchiveRecord]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise StateFormatError("mailbox state with bad archive records")
+    records: dict[str, ArchiveRecord] = {}
+    for uid, record in data.items():
+        match record:
+            case [str(filename), int(size), int() | float() as archived_at] if not isinstance(
+                size, bool
+            ) and math.isfinite(archived_at):
+                records[uid] = ArchiveRecord(filename, size, float(archived_at))
+            case _:
+                raise StateFormatError(f"mailbox state with a bad archive record for {uid!r}")
+    return records
