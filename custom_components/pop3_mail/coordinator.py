@@ -324,9 +324,12 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         """Mark one message read, or every message when `uid` is None."""
         self._set_state(mailbox_state.mark_read(self._state, uid))
 
-    async def async_forget(self, uids: Collection[str]) -> None:
-        """Take note that we deleted `uids` from the server: counts drop, no events fire."""
-        self._set_state(mailbox_state.forget(self._state, uids))
+    async def async_forget(self, uids: Collection[str], *, freed_bytes: int | None = None) -> None:
+        """Take note that we deleted `uids` from the server: counts drop, no events fire.
+
+        `freed_bytes`, the LIST sizes of the deleted messages, keeps the size exact.
+        """
+        self._set_state(mailbox_state.forget(self._state, uids, freed_bytes=freed_bytes))
 
     @override
     async def _async_setup(self) -> None:
@@ -393,7 +396,13 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
                 checker = mailbox_state.new_check(self._state, top_lines=top_lines)
                 requests = checker.first_requests()
                 while requests:
-                    requests = checker.feed(await session.pipeline(requests))
+                    results = await session.pipeline(requests)
+                    if checker.expects_full_list:
+                        # A set difference over every uid of a large mailbox could hold
+                        # the event loop past 20 ms; the planner is pure, so a thread is safe.
+                        requests = await self.hass.async_add_executor_job(checker.feed, results)
+                    else:
+                        requests = checker.feed(results)
                 outcome = checker.outcome()
         except POP3Error as error:
             self._record_check(started, clock, session, None, str(error))

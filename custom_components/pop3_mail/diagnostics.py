@@ -1,0 +1,62 @@
+"""Diagnostics of POP3 Mail: settings, server capabilities and what the last check cost."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
+
+from .const import CONF_ARCHIVE_FOLDER
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+
+    from .coordinator import Pop3MailConfigEntry
+
+# The title, the unique id and the mailbox name are all "username@host".
+TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "title", "unique_id", "mailbox"}
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: Pop3MailConfigEntry
+) -> dict[str, Any]:
+    """Return diagnostics for a config entry."""
+    coordinator = entry.runtime_data
+    state = coordinator.state
+    on_server = set(state.known_uids)
+    diagnostics: dict[str, Any] = {
+        "entry": {
+            "title": entry.title,
+            "unique_id": entry.unique_id,
+            "data": dict(entry.data),
+            "options": dict(entry.options),
+        },
+        "mailbox": coordinator.mailbox,
+        "coordinator": {
+            "last_update_success": coordinator.last_update_success,
+            # Grows while checks fail (backoff), and never below the server's LOGIN-DELAY.
+            "update_interval_s": (
+                coordinator.update_interval.total_seconds()
+                if coordinator.update_interval is not None
+                else None
+            ),
+        },
+        "capabilities": (
+            asdict(coordinator.capabilities) if coordinator.capabilities is not None else None
+        ),
+        "last_check": asdict(coordinator.last_check) if coordinator.last_check else None,
+        "state": {
+            "initialised": state.initialised,
+            "messages": len(state.known_uids),
+            "size": state.size,
+            "unread": len(state.unread),
+            "archived": len(state.archived),
+        },
+    }
+    if entry.options.get(CONF_ARCHIVE_FOLDER):
+        diagnostics["archive"] = {
+            "backlog": len(on_server - state.archived.keys()),
+        }
+    return async_redact_data(diagnostics, TO_REDACT)

@@ -1,0 +1,70 @@
+"""Repair issues of POP3 Mail: a password sent in clear text over the network."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import TYPE_CHECKING
+
+from homeassistant.const import CONF_HOST
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers import issue_registry as ir
+
+from .const import CONF_SECURITY, DOMAIN
+from .pop3 import Security
+
+if TYPE_CHECKING:
+    from .coordinator import Pop3MailConfigEntry
+
+ISSUE_INSECURE_CONNECTION = "insecure_connection"
+
+
+def is_loopback_host(host: str) -> bool:
+    """Tell whether `host` names this machine, so clear text never leaves it.
+
+    Only literal loopback addresses and the reserved ``localhost`` names (RFC 6761)
+    count: any other name could resolve anywhere.
+    """
+    name = host.strip().rstrip(".").lower()
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def is_insecure_connection(security: str, host: str) -> bool:
+    """Tell whether the settings send the password in clear text to another machine."""
+    return security == Security.NONE and not is_loopback_host(host)
+
+
+def insecure_connection_issue_id(entry_id: str) -> str:
+    """Return the issue id of the insecure-connection issue of one entry."""
+    return f"{ISSUE_INSECURE_CONNECTION}_{entry_id}"
+
+
+@callback
+def async_check_insecure_connection(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
+    """Create or delete the `insecure_connection` issue of `entry`; call from setup.
+
+    The issue is deleted again when the entry unloads (so also when it is removed);
+    a reconfigure reloads the entry, which checks anew.
+    """
+    issue_id = insecure_connection_issue_id(entry.entry_id)
+    if not is_insecure_connection(entry.data[CONF_SECURITY], entry.data[CONF_HOST]):
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.WARNING,
+        translation_key=ISSUE_INSECURE_CONNECTION,
+        translation_placeholders={"mailbox": entry.title, "host": entry.data[CONF_HOST]},
+    )
+    entry.async_on_unload(lambda: ir.async_delete_issue(hass, DOMAIN, issue_id))

@@ -1,0 +1,97 @@
+"""Tests of the diagnostics of a POP3 Mail entry."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pytest_homeassistant_custom_component.components.diagnostics import (
+    get_diagnostics_for_config_entry,
+)
+from syrupy.filters import props
+
+from custom_components.pop3_mail.const import CONF_ARCHIVE_FOLDER
+from tests.integration.conftest import PASSWORD, USERNAME, mail
+from tests.servers.fake_pop3 import Fault, err
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from homeassistant.core import HomeAssistant
+    from pytest_homeassistant_custom_component.common import MockConfigEntry
+    from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+    from syrupy.assertion import SnapshotAssertion
+
+    from tests.servers.fake_pop3 import FakePOP3Server
+
+REDACTED = "**REDACTED**"
+
+
+async def test_diagnostics(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    snapshot: SnapshotAssertion,
+) -> None:
+    """Options, capabilities, figures of the last check and the state, credentials redacted."""
+    pop3_server.mailbox.add(mail(3))
+    await init_integration.runtime_data.async_refresh()
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+
+    # The port of the fake server and the timing change with every run.
+    assert diagnostics == snapshot(exclude=props("port", "started", "duration_s"))
+    text = repr(diagnostics)
+    assert USERNAME not in text
+    assert PASSWORD not in text
+    last_check = diagnostics["last_check"]
+    assert isinstance(last_check, dict)
+    assert last_check["bytes_in"] > 0
+    assert isinstance(last_check["duration_s"], float)
+
+
+@pytest.fixture
+def entry_options(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    """No options, or (parametrized with "archive") an archive folder of the test."""
+    if getattr(request, "param", None) == "archive":
+        return {CONF_ARCHIVE_FOLDER: str(tmp_path / "archive")}
+    return {}
+
+
+@pytest.mark.parametrize("entry_options", ["archive"], indirect=True)
+async def test_diagnostics_archive_backlog(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+) -> None:
+    """With an archive folder, diagnostics tell how many messages still wait to be archived."""
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert diagnostics["archive"] == {"backlog": 2}
+
+    # The next check archives what the first one found.
+    await init_integration.runtime_data.async_refresh()
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert diagnostics["archive"] == {"backlog": 0}
+    state = diagnostics["state"]
+    assert isinstance(state, dict)
+    assert state["archived"] == 2
+
+
+async def test_diagnostics_after_failed_check(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+) -> None:
+    """After a failed check, diagnostics tell why and how long the backoff is."""
+    pop3_server.faults.append(Fault("UIDL", err("[IN-USE] Mailbox is locked."), repeat=True))
+    await init_integration.runtime_data.async_refresh()
+
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+
+    assert diagnostics["coordinator"] == {"last_update_success": False, "update_interval_s": 120.0}
+    last_check = diagnostics["last_check"]
+    assert isinstance(last_check, dict)
+    assert last_check["error"] == "The server refused to UIDL: [IN-USE] Mailbox is locked."
+    assert last_check["new"] == 0
