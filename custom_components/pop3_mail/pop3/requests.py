@@ -25,7 +25,7 @@ from typing import NamedTuple
 class StatResult(NamedTuple):
     """Answer to STAT: messages in the maildrop and their total size in octets."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count on purpose: the POP3 name
     size: int
 
 

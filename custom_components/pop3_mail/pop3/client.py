@@ -1,0 +1,485 @@
+"""The asyncio transport: connect, negotiate TLS, log in, and run commands with deadlines.
+
+All parsing is in `protocol.POP3Protocol`; this module moves bytes between it
+and a socket, keeps the clock (one deadline per command or pipelined batch,
+one for the whole session) and turns OS, TLS and timeout failures into the
+client's errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+from collections import deque
+import contextlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+import functools
+import ssl
+import time
+from typing import TYPE_CHECKING, Final, Self, cast
+
+from .errors import (
+    POP3ConnectionError,
+    POP3Error,
+    POP3ProtocolError,
+    POP3ResponseError,
+    POP3STLSUnavailableError,
+    POP3TimeoutError,
+    POP3TLSError,
+)
+from .protocol import (
+    DEFAULT_MAX_RESPONSE_BYTES,
+    NEED_DATA,
+    Apop,
+    Auth,
+    AuthReply,
+    Capa,
+    Capabilities,
+    Command,
+    Event,
+    Greeting,
+    Pass,
+    POP3Protocol,
+    Quit,
+    Reply,
+    Stls,
+    User,
+    Utf8,
+    apop_timestamp,
+    encode,
+    verb,
+)
+from .requests import Dele, List, Noop, Request, Result, Retr, Rset, Stat, StatResult, Top, Uidl
+from .sasl import apop_digest, choose_login, fits_initial_response, plain_payload, xoauth2_payload
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+    from types import TracebackType
+
+#: Most commands unanswered at once when pipelining; small enough that neither side's
+#: socket buffer can fill up while the other is still writing.
+PIPELINE_WINDOW: Final = 200
+#: Deadline for the goodbye after a failure.
+QUIT_TIMEOUT: Final = 2.0
+_READ_SIZE: Final = 2**16
+_MAX_CHALLENGES: Final = 4
+
+
+class Security(StrEnum):
+    """How the connection is protected; the values are the config entry's `security`."""
+
+    SSL = "ssl"  # TLS from the first byte (port 995)
+    STARTTLS = "starttls"  # STLS before login (port 110); never falls back to clear text
+    NONE = "none"  # clear text: the caller allows a password on the wire
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """What one session cost: bytes each way, commands sent, waits for the server, seconds."""
+
+    bytes_in: int = 0
+    bytes_out: int = 0
+    commands: int = 0
+    round_trips: int = 0
+    duration: float = 0.0
+
+
+@functools.cache
+def default_ssl_context(*, verify: bool = True) -> ssl.SSLContext:
+    """A client context trusting the system CAs (read once), or trusting anything."""
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def connect(
+    host: str,
+    port: int | None = None,
+    *,
+    security: Security = Security.SSL,
+    username: str,
+    password: str = "",
+    ssl_context: ssl.SSLContext | None = None,
+    verify_ssl: bool = True,
+    oauth2_token: str | None = None,
+    command_timeout: float = 30.0,
+    session_timeout: float = 300.0,
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+) -> POP3Session:
+    """A session to use with `async with`: it connects, negotiates and says goodbye.
+
+    `port` defaults to 995 for `Security.SSL`, else 110. `ssl_context` None
+    uses `default_ssl_context(verify=verify_ssl)`. On a normal exit QUIT is
+    sent (the server then deletes what DELE marked; a -ERR raises). On exit by
+    an exception QUIT is sent only if no DELE was, so that nothing is deleted.
+    """
+    if ssl_context is None and security is not Security.NONE:
+        ssl_context = default_ssl_context(verify=verify_ssl)
+    return POP3Session(
+        _Settings(
+            host=host,
+            port=port if port is not None else 995 if security is Security.SSL else 110,
+            security=security,
+            username=username,
+            password=password,
+            ssl_context=ssl_context,
+            oauth2_token=oauth2_token,
+            command_timeout=command_timeout,
+            session_timeout=session_timeout,
+        ),
+        POP3Protocol(max_response_bytes=max_response_bytes),
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Settings:
+    host: str
+    port: int
+    security: Security
+    username: str
+    password: str = field(repr=False)
+    ssl_context: ssl.SSLContext | None
+    oauth2_token: str | None = field(repr=False)
+    command_timeout: float
+    session_timeout: float
+
+
+class POP3Session:
+    """A POP3 session; `async with connect(...) as session` opens and logs it in.
+
+    Each method's docstring names the command it sends.
+    """
+
+    _reader: asyncio.StreamReader
+    _writer: asyncio.StreamWriter
+
+    def __init__(self, settings: _Settings, protocol: POP3Protocol) -> None:
+        """Prepare a session; nothing happens before `async with`."""
+        self._settings = settings
+        self._protocol = protocol
+        self._deadline = 0.0
+        self._started = 0.0
+        self._ended: float | None = None
+        self._lock = asyncio.Lock()
+        self._broken = False
+        self._dele_sent = False
+        self._tls = False
+        self._counts = {"bytes_in": 0, "bytes_out": 0, "commands": 0, "round_trips": 0}
+        self.capabilities = Capabilities()
+        self.greeting = ""
+
+    async def __aenter__(self) -> Self:
+        """Connect, negotiate TLS, read CAPA and log in."""
+        if self._started:
+            raise RuntimeError("A POP3Session is entered only once")
+        self._started = time.monotonic()
+        self._deadline = asyncio.get_running_loop().time() + self._settings.session_timeout
+        await self._open()
+        try:
+            await self._negotiate()
+        except BaseException:
+            await self._abort()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """QUIT on success; on an exception, QUIT only if no DELE was sent. Then close.
+
+        A normal exit from a session that failed earlier (the caller caught the
+        error) closes like an exception would, and raises if DELEs are lost.
+        """
+        if exc is None and not self._broken:
+            await self._quit()
+            return
+        await self._abort()
+        if exc is None and self._dele_sent:
+            raise POP3ConnectionError(
+                "The session failed before QUIT: no message marked for deletion was deleted"
+            )
+
+    @property
+    def stats(self) -> SessionStats:
+        """Figures of this session so far (frozen once it is closed)."""
+        end = self._ended if self._ended is not None else time.monotonic()
+        return SessionStats(**self._counts, duration=end - self._started)
+
+    @property
+    def tls(self) -> bool:
+        """Whether the connection is protected by TLS."""
+        return self._tls
+
+    async def stat(self) -> StatResult:
+        """STAT: message count and total size in octets."""
+        return cast(StatResult, await self._request(Stat()))
+
+    async def list(self) -> dict[int, int]:
+        """LIST: message number -> size in octets."""
+        return cast(dict[int, int], await self._request(List()))
+
+    async def list_one(self, msg: int) -> int:
+        """LIST msg: the size of one message in octets."""
+        return cast(int, await self._request(List(msg)))
+
+    async def uidl(self) -> dict[int, str]:
+        """UIDL: message number -> unique id, in server order."""
+        return cast(dict[int, str], await self._request(Uidl()))
+
+    async def uidl_one(self, msg: int) -> str:
+        """UIDL msg: the unique id of one message."""
+        return cast(str, await self._request(Uidl(msg)))
+
+    async def top(self, msg: int, lines: int) -> bytes:
+        """TOP msg lines: the headers and `lines` body lines (CRLF, dot-unstuffed)."""
+        return cast(bytes, await self._request(Top(msg, lines)))
+
+    async def retr(self, msg: int) -> bytes:
+        """RETR msg: the whole message (CRLF, dot-unstuffed). Many servers mark it read."""
+        return cast(bytes, await self._request(Retr(msg)))
+
+    async def dele(self, msg: int) -> None:
+        """DELE msg: mark for deletion; the server deletes at a successful QUIT."""
+        await self._request(Dele(msg))
+
+    async def rset(self) -> None:
+        """RSET: unmark every message marked for deletion."""
+        await self._request(Rset())
+
+    async def noop(self) -> None:
+        """NOOP: keep the connection alive."""
+        await self._request(Noop())
+
+    async def pipeline(
+        self, requests: Sequence[Request]
+    ) -> builtins.list[Result | POP3ResponseError]:
+        """Send `requests`, return their results in order; a -ERR becomes its error, not raised.
+
+        With PIPELINING the batch is written at once (in windows of
+        `PIPELINE_WINDOW` commands); without it one command per round trip.
+        """
+        window = PIPELINE_WINDOW if self.capabilities.pipelining else 1
+        what = verb(requests[0]) if len(requests) == 1 else f"{len(requests)} pipelined commands"
+        replies = await self._exchange(what, requests, window)
+        return [cast(Result, reply.value) if reply.ok else reply.error() for reply in replies]
+
+    async def _request(self, request: Request) -> Result:
+        (result,) = await self.pipeline([request])
+        if isinstance(result, POP3ResponseError):
+            raise result
+        return result
+
+    # --- opening and negotiation -----------------------------------------------------
+
+    async def _open(self) -> None:
+        """Open the TCP (or TLS) connection, nothing read yet."""
+        host, port = self._settings.host, self._settings.port
+        implicit = self._settings.ssl_context if self._settings.security is Security.SSL else None
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout_at(
+                min(loop.time() + self._settings.command_timeout, self._deadline)
+            ):
+                self._reader, self._writer = await asyncio.open_connection(host, port, ssl=implicit)
+        except TimeoutError as err:
+            raise POP3TimeoutError(f"Timed out connecting to {host}:{port}") from err
+        except (ssl.SSLError, ssl.CertificateError) as err:
+            raise POP3TLSError(f"TLS with {host}:{port} failed: {err}") from err
+        except OSError as err:
+            raise POP3ConnectionError(f"Cannot connect to {host}:{port}: {err}") from err
+        self._tls = implicit is not None
+
+    async def _negotiate(self) -> None:
+        """Greeting, CAPA, STLS, UTF8, login, and CAPA again when its values are per user."""
+        settings = self._settings
+        greeting = await self._expect(Greeting())
+        self.greeting = greeting.text
+        self.capabilities = await self._capa()
+        if settings.security is Security.STARTTLS:
+            if not self.capabilities.stls:
+                raise POP3STLSUnavailableError("The server does not offer STLS (STARTTLS)")
+            reply = await self._send(Stls())
+            if not reply.ok:
+                raise POP3STLSUnavailableError(f"The server refused STLS: {reply.text}")
+            await self._start_tls(settings.host, cast(ssl.SSLContext, settings.ssl_context))
+            # What was said before TLS could have been forged: ask again.
+            self.capabilities = await self._capa()
+        if self.capabilities.utf8:
+            await self._send(Utf8())  # a -ERR only means we stay in ASCII
+        await self._login()
+        if self.capabilities.per_user:
+            self.capabilities = await self._capa()
+
+    async def _login(self) -> None:
+        username, password = self._settings.username, self._settings.password
+        oauth2_token = self._settings.oauth2_token
+        allow_cleartext = self._settings.security is Security.NONE
+        method = choose_login(
+            self.capabilities,
+            tls=self._tls,
+            timestamp=apop_timestamp(self.greeting),
+            oauth2=oauth2_token is not None,
+            allow_cleartext=allow_cleartext,
+        )
+        if method == "apop":
+            timestamp = cast(str, apop_timestamp(self.greeting))
+            await self._expect(Apop(username, apop_digest(timestamp, password)))
+        elif method == "user":
+            await self._expect(User(username))
+            await self._expect(Pass(password))
+        elif method == "xoauth2":
+            await self._sasl("XOAUTH2", xoauth2_payload(username, cast(str, oauth2_token)))
+        else:
+            await self._sasl("PLAIN", plain_payload(username, password))
+
+    async def _capa(self) -> Capabilities:
+        reply = await self._send(Capa())
+        if not reply.ok:
+            return Capabilities.assumed()
+        return cast(Capabilities, reply.value)
+
+    async def _start_tls(self, host: str, context: ssl.SSLContext) -> None:
+        async def handshake() -> None:
+            try:
+                await self._writer.start_tls(context, server_hostname=host)
+            except (ssl.SSLError, ssl.CertificateError) as err:
+                raise POP3TLSError(f"TLS with {host} failed: {err}") from err
+
+        await self._guarded("STLS", handshake)
+        self._tls = True
+
+    async def _sasl(self, mechanism: str, payload: bytes) -> None:
+        """AUTH with `payload` as initial response, or after the first challenge if too long."""
+        # XOAUTH2 always in the continuation form, the one every XOAUTH2 server accepts.
+        short = mechanism != "XOAUTH2" and fits_initial_response(mechanism, payload)
+        initial = payload if short else None
+        answers = deque([] if initial is not None else [payload])
+
+        async def exchange() -> Reply:
+            await self._write(self._protocol.send(Auth(mechanism, initial)), commands=1)
+            for _ in range(_MAX_CHALLENGES):
+                event = await self._next_event()
+                if isinstance(event, Reply):
+                    return event
+                # Gmail answers a bad XOAUTH2 token with a challenge that needs an empty reply.
+                data = answers.popleft() if answers else b""
+                await self._write(self._protocol.send(AuthReply(data)), commands=0)
+            raise POP3ProtocolError("The server kept sending SASL challenges")
+
+        reply = await self._guarded("AUTH", exchange)
+        if not reply.ok:
+            raise reply.error()
+
+    # --- the transport loop ------------------------------------------------------------
+
+    async def _expect(self, command: Command) -> Reply:
+        """Send `command` and raise its -ERR answer."""
+        reply = await self._send(command)
+        if not reply.ok:
+            raise reply.error()
+        return reply
+
+    async def _send(self, command: Command) -> Reply:
+        (reply,) = await self._exchange(verb(command), [command], 1)
+        return reply
+
+    async def _exchange(
+        self, what: str, commands: Sequence[Command], window: int
+    ) -> builtins.list[Reply]:
+        """Send `commands`, at most `window` unanswered at a time, and read their replies."""
+
+        async def run() -> builtins.list[Reply]:
+            todo, replies = deque(commands), builtins.list[Reply]()
+            while todo or len(replies) < len(commands):
+                unanswered = len(commands) - len(todo) - len(replies)
+                if todo and unanswered <= window // 2:
+                    batch = [todo.popleft() for _ in range(min(len(todo), window - unanswered))]
+                    self._dele_sent |= any(isinstance(c, Dele) for c in batch)
+                    sent = [c for c in batch if not isinstance(c, Greeting)]  # already expected
+                    if sent:
+                        data = b"".join(self._protocol.send(c) for c in sent)
+                        await self._write(data, commands=len(sent))
+                # Challenges only answer AUTH, which never comes this way.
+                replies.append(cast(Reply, await self._next_event()))
+            return replies
+
+        return await self._guarded(what, run)
+
+    async def _guarded[T](self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one exchange under the deadlines; any failure leaves the session unusable."""
+        if self._broken:
+            raise POP3ConnectionError("The connection is closed, or unusable after a failure")
+        loop = asyncio.get_running_loop()
+        ends = min(loop.time() + self._settings.command_timeout, self._deadline)
+        async with self._lock:
+            try:
+                async with asyncio.timeout_at(ends):
+                    return await operation()
+            except TimeoutError as err:
+                self._broken = True
+                if ends == self._deadline:
+                    raise POP3TimeoutError("The POP3 session ran past its deadline") from err
+                raise POP3TimeoutError(
+                    f"No answer to {what} within {self._settings.command_timeout:g} s"
+                ) from err
+            except (ssl.SSLError, OSError) as err:
+                self._broken = True
+                raise POP3ConnectionError(f"Connection lost during {what}: {err}") from err
+            except BaseException:
+                self._broken = True
+                raise
+
+    async def _write(self, data: bytes, *, commands: int) -> None:
+        self._writer.write(data)
+        self._counts["bytes_out"] += len(data)
+        self._counts["commands"] += commands
+        self._counts["round_trips"] += 1
+        await self._writer.drain()
+
+    async def _next_event(self) -> Event:
+        while (event := self._protocol.next_event()) is NEED_DATA:
+            data = await self._reader.read(_READ_SIZE)
+            self._counts["bytes_in"] += len(data)
+            self._protocol.receive_data(data)
+        return event
+
+    # --- goodbye -------------------------------------------------------------------------
+
+    async def _quit(self) -> None:
+        """Normal exit: QUIT, so the server applies DELEs; a -ERR raises."""
+        try:
+            await self._expect(Quit())
+        finally:
+            await self._close()
+
+    async def _abort(self) -> None:
+        """Exit by exception: QUIT only if no DELE was sent (so nothing is deleted), then close."""
+        with contextlib.suppress(POP3Error, OSError, TimeoutError):
+            if not self._dele_sent and not self._reader.at_eof() and not self._writer.is_closing():
+                if self._broken:
+                    # Answers may still be on their way or the stream is garbled: say goodbye
+                    # without waiting for an answer.
+                    quit_line = encode(Quit())
+                    self._writer.write(quit_line)
+                    self._counts["bytes_out"] += len(quit_line)
+                    self._counts["commands"] += 1
+                else:
+                    self._deadline = min(
+                        self._deadline, asyncio.get_running_loop().time() + QUIT_TIMEOUT
+                    )
+                    await self._send(Quit())
+        await self._close()
+
+    async def _close(self) -> None:
+        self._ended = time.monotonic()
+        self._broken = True
+        self._writer.close()
+        with contextlib.suppress(OSError, TimeoutError):
+            async with asyncio.timeout(QUIT_TIMEOUT):
+                await self._writer.wait_closed()
