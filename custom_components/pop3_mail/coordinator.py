@@ -536,6 +536,11 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
             self.hass.bus.async_fire(EVENT_NEW_MESSAGE, message)
             for listener in list(self._message_listeners):
                 listener(message)
+        # Announced mail must not be announced again after a crash: write the state now
+        # instead of after the usual debounce.
+        self.config_entry.async_create_task(
+            self.hass, self._store.async_save(self._data_to_save()), "pop3_mail save state"
+        )
 
     def _archive_issue_id(self) -> str:
         return f"{ISSUE_ARCHIVE_FAILED}_{self.config_entry.entry_id}"

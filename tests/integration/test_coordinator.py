@@ -161,6 +161,25 @@ async def test_new_mail_announced_once_in_order(
     assert state.attributes["subject"] == "Café"
 
 
+async def test_announced_mail_is_saved_at_once(
+    hass: HomeAssistant,
+    events: list[Event],
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    hass_storage: dict[str, Any],
+) -> None:
+    """The state is written right after an announcement, not after the debounce delay.
+
+    A crash inside the delay would otherwise announce the same mail again at the next start.
+    """
+    pop3_server.mailbox.add(mail(3))
+    await check(hass, init_integration)
+    assert uids(events) == ["uid-3"]
+    # No time has passed, so only an immediate write can have stored the new uid.
+    stored = hass_storage[f"{DOMAIN}.{init_integration.entry_id}"]["data"]
+    assert stored["uids"][-1] == "uid-3"
+
+
 async def test_checks_are_read_only(
     hass: HomeAssistant, init_integration: MockConfigEntry, pop3_server: FakePOP3Server
 ) -> None:
