@@ -22,7 +22,9 @@ def _inside_rounded_square(x: float, y: float, radius: float) -> bool:
     return (x - cx) ** 2 + (y - cy) ** 2 <= radius**2
 
 
-def _distance_to_segment(px: float, py: float, a: tuple[float, float], b: tuple[float, float]) -> float:
+def _distance_to_segment(
+    px: float, py: float, a: tuple[float, float], b: tuple[float, float]
+) -> float:
     (ax, ay), (bx, by) = a, b
     dx, dy = bx - ax, by - ay
     t = max(0.0, min(1.0, ((px - ax) * dx + (py - ay) * dy) / (dx * dx + dy * dy)))
@@ -69,7 +71,9 @@ def render(size: int) -> bytes:
                 rows += b"\0\0\0\0"
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)
     return (
