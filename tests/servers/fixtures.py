@@ -34,7 +34,7 @@ import pytest
 import pytest_socket
 
 from tests.servers.certs import TestPKI, make_test_pki
-from tests.servers.dovecot import DovecotServer, find_dovecot
+from tests.servers.dovecot import DovecotServer, dovecot_version, find_dovecot
 from tests.servers.fake_pop3 import FakePOP3Server
 
 type FakePOP3Factory = Callable[..., Awaitable[FakePOP3Server]]
@@ -125,3 +125,26 @@ def loopback_aliases(socket_enabled: None) -> Iterator[None]:
         yield
     finally:
         socket.socket.connect = guarded  # type: ignore[method-assign]
+
+
+_DOVECOT_FIXTURES = frozenset({"dovecot", "dovecot_user", "dovecot_factory"})
+_dovecot_tests: set[str] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Note which tests talk to the real Dovecot, for the summary CI shows."""
+    _dovecot_tests.update(
+        item.nodeid for item in items if _DOVECOT_FIXTURES & set(getattr(item, "fixturenames", ()))
+    )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say how many tests passed against a real Dovecot, so a run without one is visible."""
+    reports = terminalreporter.stats.get("passed", [])
+    passed = {report.nodeid for report in reports if report.when == "call"}
+    dovecot = find_dovecot()
+    version = dovecot_version(dovecot) if dovecot else "not installed"
+    terminalreporter.write_line(
+        f"real Dovecot ({version}): {len(passed & _dovecot_tests)} of "
+        f"{len(_dovecot_tests)} selected Dovecot tests passed"
+    )
