@@ -1,0 +1,5 @@
+"""`python -m demo` is `scripts/demo`."""
+
+from demo.run import main
+
+main()
