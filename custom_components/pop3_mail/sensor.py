@@ -63,7 +63,7 @@ SENSORS: tuple[Pop3MailSensorEntityDescription, ...] = (
         state_class=SensorStateClass.MEASUREMENT,
         native_unit_of_measurement=UnitOfInformation.BYTES,
         suggested_unit_of_measurement=UnitOfInformation.MEGABYTES,
-        suggested_display_precision=1,
+        suggested_display_precision=2,
         value_fn=lambda data: data.size,
     ),
     Pop3MailSensorEntityDescription(
