@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, replace
 from enum import Enum, StrEnum
 import re
-from typing import Final, Literal
+from typing import Final, Literal, cast
 
 from .errors import (
     POP3AuthError,
@@ -200,6 +200,10 @@ _STATUS: Final = re.compile(rb"(\+OK|-ERR)(?:[ \t]+(.*))?", re.IGNORECASE | re.D
 _CODE: Final = re.compile(r"\[([^\]\s]+)\]\s*(.*)", re.DOTALL)
 _TWO_NUMBERS: Final = re.compile(rb"(\d+)[ \t]+(\d+)(?:[ \t].*)?", re.DOTALL)
 _NUMBER_AND_UID: Final = re.compile(rb"(\d+)[ \t]+([\x21-\xff]+)(?:[ \t].*)?", re.DOTALL)
+# Whole lines of a UIDL or LIST listing, matched in bulk as the chunks arrive: a listing
+# of 100,000 lines parsed in one go would hold the event loop for ~100 ms.
+_UIDL_LINES: Final = re.compile(rb"^(\d+)[ \t]+([\x21-\xff]+)(?:[ \t][^\n]*)?\r?\n", re.MULTILINE)
+_LIST_LINES: Final = re.compile(rb"^(\d+)[ \t]+(\d+)(?:[ \t][^\n]*)?\r?\n", re.MULTILINE)
 _TIMESTAMP: Final = re.compile(r"<[^<>\s]*@[^<>\s]*>")
 _PLAINTEXT_HINT: Final = re.compile(
     r"plain\s*text|clear\s*text|\btls\b|\bssl\b|secure|encrypt", re.IGNORECASE
@@ -219,6 +223,9 @@ class POP3Protocol:
         self._pos = 0  # start of the answer being parsed (nothing before it is needed)
         self._scan = 0  # where the search for the next line end resumes
         self._body: tuple[int, Reply] | None = None  # multi-line answer: (body start, status)
+        # UIDL/LIST listing being received: the lines parsed so far, and where they end.
+        self._listing: dict[int, str] | dict[int, int] | None = None
+        self._parsed = 0
         self._eof = False
         self._error: POP3ProtocolError | None = None
 
@@ -248,6 +255,7 @@ class POP3Protocol:
             self._scan -= self._pos
             if self._body is not None:
                 self._body = (self._body[0] - self._pos, self._body[1])
+            self._parsed = max(0, self._parsed - self._pos)
             self._pos = 0
         self._buf += data
 
@@ -292,17 +300,53 @@ class POP3Protocol:
 
     def _multiline(self, body_start: int, reply: Reply) -> Event | NeedData:
         start = self._pos
+        command = reply.command
+        listing = command if isinstance(command, (List, Uidl)) and command.msg is None else None
+        if listing is not None and self._listing is None:
+            self._listing, self._parsed = {}, body_start
         match = _TERMINATOR.search(self._buf, self._scan)
         if match is None:
             # A terminator could begin in the last 3 bytes and end in the next chunk.
             self._scan = max(self._scan, len(self._buf) - 3)
             self._check_size(len(self._buf) - start)
+            if listing is not None:
+                self._parse_listing(listing, self._buf.rfind(b"\n") + 1)
             return self._need_data(expecting=True)
         self._check_size(match.end() - start)
+        if listing is not None:
+            self._parse_listing(listing, match.start() + 1)
+            value, self._listing = self._listing, None
+            self._pos = self._scan = match.end()
+            self._body = None
+            return self._finish(replace(reply, value=value))
         body = bytes(self._buf[body_start : match.start() + 1])
         self._pos = self._scan = match.end()
         self._body = None
         return self._finish(_with_body(reply, _unstuff(body)))
+
+    def _parse_listing(self, command: List | Uidl, end: int) -> None:
+        """Add the complete listing lines between `_parsed` and `end` to `_listing`."""
+        start, listing = self._parsed, self._listing
+        if end <= start or listing is None:
+            return
+        pattern = _UIDL_LINES if isinstance(command, Uidl) else _LIST_LINES
+        pairs = pattern.findall(self._buf, start, end)
+        if len(pairs) != self._buf.count(b"\n", start, end):
+            bad = next(
+                line
+                for line in bytes(self._buf[start:end]).split(b"\n")[:-1]
+                if pattern.fullmatch(line + b"\n") is None
+            )
+            raise POP3ProtocolError(f"Malformed line in answer to {verb(command)}: {_snippet(bad)}")
+        if isinstance(command, Uidl):
+            uids = cast("dict[int, str]", listing)
+            for number, uid in pairs:
+                uids[int(number)] = uid.decode("latin-1")
+        else:
+            sizes = cast("dict[int, int]", listing)
+            for number, size in pairs:
+                sizes[int(number)] = int(size)
+        self._parsed = end
 
     def _finish(self, reply: Reply) -> Reply:
         self._pending.popleft()
@@ -394,19 +438,6 @@ def _with_body(reply: Reply, data: bytes) -> Reply:
     value: Result | Capabilities
     if isinstance(command, Capa):
         value = parse_capabilities(data.decode("utf-8", "replace").split("\r\n")[:-1])
-    elif isinstance(command, (List, Uidl)):
-        pattern = _NUMBER_AND_UID if isinstance(command, Uidl) else _TWO_NUMBERS
-        pairs: list[tuple[int, bytes]] = []
-        for line in data.split(b"\r\n")[:-1]:
-            if (match := pattern.fullmatch(line)) is None:
-                raise POP3ProtocolError(
-                    f"Malformed line in answer to {verb(command)}: {_snippet(line)}"
-                )
-            pairs.append((int(match[1]), match[2]))
-        if isinstance(command, Uidl):
-            value = {msg: uid.decode("latin-1") for msg, uid in pairs}
-        else:
-            value = {msg: int(size) for msg, size in pairs}
     else:
         value = data
     return replace(reply, value=value)
