@@ -747,3 +747,46 @@ async def test_archive_and_check_take_turns_under_login_delay(
     await check(hass, mock_config_entry)
     assert len(pop3_server.sessions) == sessions + 3
     assert set(coordinator.state.archived) == {"uid-1", "uid-2"}
+
+
+async def test_archive_crash_before_bookkeeping_adopts_files(
+    hass: HomeAssistant,
+    *,
+    events: list[Event],
+    mock_config_entry: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    archive_dir: Path,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Files written but never recorded (a crash in between): adopted after restart, not rewritten.
+
+    The crash is simulated by restarting the entry with the state saved before the archive run.
+    """
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry,
+        options={CONF_ARCHIVE_FOLDER: str(archive_dir), CONF_DELETE_POLICY: "after_archive"},
+    )
+    key = f"{DOMAIN}.{mock_config_entry.entry_id}"
+    await setup_entry(hass, mock_config_entry)
+    # The archive run's QUIT fails, so it writes and records files but deletes nothing.
+    pop3_server.faults.append(Fault("QUIT", err("[SYS/TEMP] could not commit")))
+    coordinator = await check(hass, mock_config_entry)
+    assert set(coordinator.state.archived) == {"uid-1", "uid-2"}
+    files = sorted((archive_dir / "new").iterdir())
+    stamps = {path: path.stat().st_mtime_ns for path in files}
+    assert len(files) == 2
+
+    # The "crash": the state on disk never heard of these files.
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    hass_storage[key]["data"]["archived"] = {}
+    pop3_server.mailbox.add(mail(3))
+    # Setting up runs the archive (adopting, then deleting as the policy says) and the check.
+    await setup_entry(hass, mock_config_entry)
+
+    # Same two files, untouched, no second copy; uid-3 is announced and waits for the next run.
+    assert sorted((archive_dir / "new").iterdir()) == files
+    assert {path: path.stat().st_mtime_ns for path in files} == stamps
+    assert pop3_server.mailbox.uids() == ["uid-3"]
+    assert uids(events) == ["uid-3"]
