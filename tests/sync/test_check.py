@@ -322,6 +322,41 @@ def test_every_uid_replaced_rebaselines() -> None:
     assert state.unread == frozenset()
 
 
+def test_same_mail_under_new_ids_rebaselines() -> None:
+    """As many messages of the same total size under new ids: a renumbering, nothing new."""
+    maildrop = mailbox(3)
+    state = baselined(maildrop)
+    maildrop.messages = [(f"r{i}", raw) for i, (_, raw) in enumerate(maildrop.messages)]
+    _, run = check_and_apply(state, maildrop)
+    assert run.outcome.rebaselined
+    assert run.outcome.new == ()
+
+
+@pytest.mark.parametrize(
+    ("known", "arrived"),
+    [
+        pytest.param(1, 1, id="the only message deleted, one arrived"),
+        pytest.param(3, 1, id="three deleted, one arrived"),
+        pytest.param(3, 2, id="three deleted, two arrived"),
+        pytest.param(2, 2, id="two deleted, two of another size arrived"),
+    ],
+)
+def test_known_mail_deleted_elsewhere_then_new_mail_is_announced(known: int, arrived: int) -> None:
+    """Another client emptied the mailbox and mail came before our check: that mail is new."""
+    maildrop = mailbox(known)
+    state = baselined(maildrop)
+    maildrop.messages.clear()
+    for i in range(arrived):
+        maildrop.add(f"new{i}")
+    state, run = check_and_apply(state, maildrop)
+    assert not run.outcome.rebaselined
+    assert [m.uid for m in run.outcome.new] == [f"new{i}" for i in range(arrived)]
+    assert run.outcome.removed == {f"m{i}" for i in range(known)}
+    assert state.unread == {f"new{i}" for i in range(arrived)}
+    _, again = check_and_apply(state, maildrop)
+    assert again.outcome.new == ()
+
+
 def test_emptied_mailbox_is_not_a_rebaseline() -> None:
     maildrop = mailbox(3)
     state = baselined(maildrop)
@@ -513,8 +548,9 @@ def run_history(
             only_appended &= history.apply(operation, argument)
             appended += len(history.maildrop.messages) - before
             continue
-        known = state.known_uids
+        known, known_size = state.known_uids, state.size
         server = [uid for uid, _ in history.maildrop.messages]
+        server_size = sum(octets(raw) for _, raw in history.maildrop.messages)
         history.seen.update(server)
         state, run = check_and_apply(state, history.maildrop, batch_size=batch_size)
         outcome = run.outcome
@@ -529,12 +565,24 @@ def run_history(
         for message in outcome.new:
             assert server[message.number - 1] == message.uid
             assert message.raw_top == history.maildrop.top(message.number, 0)
-        # Nothing old is announced; what is new is announced in server order.
-        assert not set(new) & baseline
-        assert set(new) <= history.fresh
         assert new == sorted(new, key=server.index)
         gone_at_once = bool(known) and bool(server) and not set(known) & set(server)
-        assert outcome.rebaselined == gone_at_once
+        # Every known uid gone: a renumbering only when the server may hold the same mail
+        # (as many messages of the same size, or more); otherwise the known mail was deleted
+        # and everything on the server now is announced, in order, once.
+        renumbered = len(server) > len(known) or (
+            len(server) == len(known) and server_size == known_size
+        )
+        assert outcome.rebaselined == (gone_at_once and renumbered)
+        if gone_at_once and not renumbered:
+            # The one case where old mail can be announced: old mail under new ids that is
+            # also fewer (or resized) is indistinguishable from new mail after a deletion.
+            assert new == list(dict.fromkeys(server))
+            baseline -= set(server)
+        else:
+            # Nothing old is announced.
+            assert not set(new) & baseline
+            assert set(new) <= history.fresh
         if outcome.rebaselined:
             excused |= set(server)
         else:

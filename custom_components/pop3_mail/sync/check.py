@@ -37,8 +37,11 @@ How a check goes (n known uids, the last one `last`):
    are reported in server order, so mail a Courier-style server inserts in the
    middle is found too. Sizes come from ``LIST i`` of the new messages only,
    fetched with their TOPs, instead of the full LIST.
-5. Every known uid gone while the server is not empty: the server renumbered its
-   ids. The check re-baselines (`rebaselined=True`) and announces nothing.
+5. Every known uid gone while the server is not empty: when the mailbox may hold the
+   same mail under new ids (as many messages of the same total size, or more), the
+   server renumbered its ids: the check re-baselines (`rebaselined=True`) and
+   announces nothing. With fewer messages, or as many of another size, the known
+   mail was deleted and everything there now is new (see `_looks_renumbered`).
 
 Steps 2 and 3 trust (count, uid at n, total size) as every POP3 client must
 without the full list: a message replaced below n by one of exactly the same
@@ -373,7 +376,11 @@ class MailboxCheck:
         for part in _slices(self._known):
             removed.update(filterfalse(on_server.__contains__, part))
         self._removed = frozenset(removed)
-        if self._known and all(map(on_server.isdisjoint, _slices(self._known))):
+        if (
+            self._known
+            and all(map(on_server.isdisjoint, _slices(self._known)))
+            and self._looks_renumbered()
+        ):
             self._rebaselined = True
             return self._start_fetch()
         for part in _slices(self._known):
@@ -383,6 +390,19 @@ class MailboxCheck:
                 compress(range(len(self._uids)), map(on_server.__contains__, self._uids))
             )
         return self._start_fetch()
+
+    def _looks_renumbered(self) -> bool:
+        """Whether a mailbox where no known uid is left may hold the same mail under new ids.
+
+        A renumbering keeps every message, so the count cannot drop and, with nothing else
+        changed, the total size stays. Fewer messages, or as many of another total size, mean
+        the known mail was deleted (another client emptied the mailbox) and what is there now
+        arrived since: announced, not taken as a new baseline. More messages cannot be told
+        apart from a renumbering plus arrivals; re-baselining there risks missing a few new
+        messages rather than announcing a whole old mailbox again.
+        """
+        known = len(self._known)
+        return self._count > known or (self._count == known and self._size == self._known_size)
 
     def _start_fetch(self) -> list[Request]:
         """Fetch what the new messages and the newest one still lack, or finish."""
