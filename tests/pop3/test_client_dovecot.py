@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -144,7 +145,8 @@ async def test_wrong_password(
 async def test_plaintext_refused(dovecot_factory: DovecotFactory, loopback_aliases: None) -> None:
     """ssl=required on 127.0.0.2: USER in clear text is refused, which is not a wrong password."""
     server = dovecot_factory(plaintext_refused=True)
-    with pytest.raises(POP3PlaintextRefusedError, match="Plaintext authentication disallowed"):
+    reply = server.plaintext_refused_reply.removeprefix("-ERR ")
+    with pytest.raises(POP3PlaintextRefusedError, match=re.escape(reply)):
         async with connect(
             server.host, server.pop3_port, security=Security.NONE, username="alice", password="x"
         ):

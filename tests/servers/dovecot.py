@@ -22,11 +22,14 @@ Variants: `pop3_lock_session=True` (a second concurrent login waits ~10 s, then
 gets [IN-USE]); `plaintext_refused=True` listens on 127.0.0.2 with `ssl = required`
 and clear-text auth disabled, so a client on 127.0.0.1 is refused USER/PASS without
 TLS (Dovecot counts a connection as secured when both ends have the same address).
+Its refusal says "Plaintext" in 2.3 and "Cleartext" in 2.4: `plaintext_refused_reply`.
 
 The working directory must be reachable by uid 65534 when running as root, so by
 default a fresh one is made with `tempfile.mkdtemp()` and removed by `stop()`;
 `in_memory=True` makes it under /dev/shm (tmpfs), for benchmarks with 100,000
 messages (`deliver_many`), where the disk would dominate the figures.
+The binary is `dovecot` from PATH (or /usr/sbin), unless the environment variable
+POP3_MAIL_DOVECOT names another one (see `find_dovecot`).
 In pytest use the fixtures `dovecot`, `dovecot_user`, `dovecot_factory`
 (tests/servers/fixtures.py).
 """
@@ -55,6 +58,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
 NOBODY = 65534
+DOVECOT_ENV = "POP3_MAIL_DOVECOT"
 POOL = 400
 DEFAULT_USERS = {"alice": "secret", "bob": "hunter2", "carol": "w0nderland"}
 # dovecot-uidvalidity* stays: the next UIDVALIDITY is then the last one + 1, so uids never repeat.
@@ -64,7 +68,18 @@ _TMPFS = Path("/dev/shm")  # noqa: S108  (mkdtemp makes a private directory in i
 
 
 def find_dovecot() -> str | None:
-    """Path of the dovecot binary, or None when it is not installed."""
+    """Path of the dovecot binary, or None when it is not installed.
+
+    `POP3_MAIL_DOVECOT` names another binary, or a script taking dovecot's arguments
+    (scripts/dovecot24 makes one for Dovecot 2.4); it must then be executable, so that
+    a typo fails instead of quietly testing the system's Dovecot.
+    """
+    chosen = os.environ.get(DOVECOT_ENV)
+    if chosen:
+        path = shutil.which(chosen)
+        if path is None:
+            raise FileNotFoundError(f"{DOVECOT_ENV}={chosen}: no such executable")
+        return os.path.abspath(path)
     return shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/usr/local/sbin")
 
 
@@ -159,6 +174,14 @@ class DovecotServer:
         if self.directory is None:
             raise RuntimeError("start() the server first")
         return self.directory
+
+    @property
+    def plaintext_refused_reply(self) -> str:
+        """The -ERR line of the `plaintext_refused` variant to USER/PASS without TLS."""
+        if not self.version:
+            raise RuntimeError("start() the server first")
+        word = "Cleartext" if _version_tuple(self.version) >= (2, 4) else "Plaintext"
+        return f"-ERR [AUTH] {word} authentication disallowed on non-secure (SSL/TLS) connections."
 
     @property
     def log_path(self) -> Path:

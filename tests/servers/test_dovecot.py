@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.servers.fake_pop3 import IN_USE, PLAINTEXT_REFUSED
+from tests.servers.fake_pop3 import IN_USE
 
 if TYPE_CHECKING:
     from tests.servers.dovecot import DovecotServer
@@ -154,7 +154,7 @@ async def test_plaintext_refused_variant(
             conn.quit()
 
     refused, logged_in = await asyncio.to_thread(session)
-    assert PLAINTEXT_REFUSED.encode().decode() in refused.replace("b'", "").rstrip("'")
+    assert refused == repr(server.plaintext_refused_reply.encode())
     assert logged_in.startswith(b"+OK")
 
 
