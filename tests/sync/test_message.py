@@ -94,6 +94,13 @@ def test_decode_words_keeps_broken_words() -> None:
     assert decode_words("=?utf-8?q?unterminated") == "=?utf-8?q?unterminated"
 
 
+def test_nul_in_charset_name_falls_back() -> None:
+    """Found by hypothesis: codecs.lookup raises ValueError (not LookupError) for a NUL."""
+    with no_safety_net():
+        data = data_of(b"Subject: =?\x00utf-8?B?w6k=?=\r\n\r\nHello\r\n")
+    assert data["subject"] == "é"
+
+
 @pytest.mark.parametrize(
     ("raw_subject", "decoded"),
     [

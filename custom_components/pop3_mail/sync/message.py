@@ -332,7 +332,7 @@ def _decode_bytes(raw: bytes, charset: str | None) -> str:
     if name:
         try:
             codec = codecs.lookup(name)
-        except LookupError:
+        except (LookupError, ValueError):  # ValueError: a NUL in the charset name
             codec = None
         if codec is not None and getattr(codec, "_is_text_encoding", True):
             with suppress(UnicodeError, LookupError, ValueError):
