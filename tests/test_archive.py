@@ -202,6 +202,85 @@ async def test_find_adopts_file_after_restart(tmp_path: Path) -> None:
     assert await restarted.file_size(b) == 4  # the record kept its old name: found in cur/
 
 
+async def test_find_makes_an_adopted_file_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file found after a crash may predate the fsyncs: file and folder are synced first."""
+    first = MaildirArchive(tmp_path, mailbox="m")
+    await first.ensure()
+    a = await first.store("uid-a", b"aaaa\r\n", now=NOW)
+    b = await first.store("uid-b", b"bb\r\n", now=NOW)
+    os.rename(tmp_path / "new" / b.filename, tmp_path / "cur" / f"{b.filename}:2,S")
+    synced: list[tuple[str, Path]] = []
+    fsync_file, fsync_dir = archive_module._fsync_file, archive_module._fsync_dir
+
+    def spy_file(fd: int) -> None:
+        synced.append(("file", Path(os.readlink(f"/proc/self/fd/{fd}"))))
+        fsync_file(fd)
+
+    def spy_dir(path: Path) -> None:
+        synced.append(("dir", path))
+        fsync_dir(path)
+
+    monkeypatch.setattr(archive_module, "_fsync_file", spy_file)
+    monkeypatch.setattr(archive_module, "_fsync_dir", spy_dir)
+    restarted = MaildirArchive(tmp_path, mailbox="m")
+    assert await restarted.find("uid-a") is not None
+    assert await restarted.find("uid-b") is not None
+    assert synced == [
+        ("file", tmp_path / "new" / a.filename),
+        ("dir", tmp_path / "new"),
+        ("file", tmp_path / "cur" / f"{b.filename}:2,S"),
+        ("dir", tmp_path / "cur"),
+    ]
+
+
+async def test_find_follows_a_file_moved_while_adopting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A mail client moves the file to cur/ between the lookup and the fsync: found there."""
+    first = MaildirArchive(tmp_path, mailbox="m")
+    await first.ensure()
+    a = await first.store("uid-a", b"aaaa\r\n", now=NOW)
+    moved = tmp_path / "cur" / f"{a.filename}:2,S"
+    real_open = aiofiles.open
+    opened: list[Path] = []
+
+    def open_after_a_move(path: Path, *args: Any, **kwargs: Any) -> Any:
+        opened.append(path)
+        if path.parent.name == "new":
+            os.rename(path, moved)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(archive_module.aiofiles, "open", open_after_a_move)
+    found = await MaildirArchive(tmp_path, mailbox="m").find("uid-a")
+
+    assert found is not None
+    assert (found.filename, found.size) == (moved.name, 6)
+    assert opened == [tmp_path / "new" / a.filename, moved]
+
+
+async def test_adoption_that_cannot_be_made_durable_records_and_deletes_nothing(
+    fake_pop3: FakePOP3Factory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fsync of a found file fails: an error, no record, so no DELE of it."""
+    server = await fake_pop3(messages=[message(1)])
+    state = known(server)
+    await run(server, state, MaildirArchive(tmp_path), policy="keep")
+
+    def broken(fd: int) -> None:
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(archive_module, "_fsync_file", broken)
+    report = await run(server, state, MaildirArchive(tmp_path), policy="after_archive")
+
+    assert report.error is not None
+    assert report.error.reason == "other"
+    assert report.archived == {}
+    assert report.deleted == []
+    assert server.mailbox.uids() == ["uid-1"]
+
+
 async def test_mailboxes_sharing_a_folder_do_not_collide(tmp_path: Path) -> None:
     """The same uid in two mailboxes is two files, never adopted across mailboxes."""
     alice = MaildirArchive(tmp_path, mailbox="alice@h")
@@ -423,6 +502,36 @@ async def test_after_archive_deletes_in_the_same_session(
     assert state.known_uids == ()
     assert state.archived == {}
     assert state.size == 0
+
+
+@pytest.mark.parametrize("policy", ["after_archive", "after_days"])
+async def test_mail_there_before_archiving_started_is_left_alone(
+    fake_pop3: FakePOP3Factory, tmp_path: Path, policy: str
+) -> None:
+    """Baseline uids: never fetched, counted or deleted, even with a record; the rest as usual."""
+    server = await fake_pop3(messages=[message(i) for i in range(1, 5)])
+    old_record = ArchiveRecord("old-file", len(message(2)), NOW - 30 * SECONDS_PER_DAY)
+    state = known(
+        server,
+        archive_baseline=frozenset({"uid-1", "uid-2"}),
+        archived={"uid-2": old_record},
+    )
+    assert has_work(
+        state.known_uids, state.archived, policy, 0, NOW, exclude=state.archive_baseline or ()
+    )
+
+    report = await run(server, state, MaildirArchive(tmp_path), policy=policy, keep_days=0)
+
+    assert sorted(report.archived) == ["uid-3", "uid-4"]
+    assert commands(server, "RETR") == ["RETR 3", "RETR 4"]
+    assert report.deleted == ["uid-3", "uid-4"]
+    assert (report.pending_messages, report.unverified) == (0, [])
+    assert server.mailbox.uids() == ["uid-1", "uid-2"]
+    assert sorted(files(tmp_path).values()) == [message(3), message(4)]
+    state = commit(state, report)
+    assert not has_work(
+        state.known_uids, state.archived, policy, 0, NOW, exclude=state.archive_baseline or ()
+    )
 
 
 async def test_after_days_deletes_on_the_day(fake_pop3: FakePOP3Factory, tmp_path: Path) -> None:

@@ -20,8 +20,9 @@ Usage::
 
 If the session raises (a POP3 error), nothing was deleted and no report comes
 back; files already written are adopted by the next run.
-`has_work(state.known_uids, state.archived, policy, keep_days, now, skip=archive.too_large)`
-(from `sync.retention`) tells, without connecting, whether a run would do anything.
+`has_work(state.known_uids, state.archived, policy, keep_days, now, skip=archive.too_large,
+exclude=state.archive_baseline or ())` (from `sync.retention`) tells, without connecting,
+whether a run would do anything.
 
 `MaildirArchive`
     `ensure()` creates the folder and its `tmp/`, `new/`, `cur/`.
@@ -30,7 +31,8 @@ back; files already written are adopted by the next run.
     `<epoch>.U<hash>.<host>,S=<size>` where the hash is of the mailbox and the uid,
     so one uid has one recognisable file: a retry, or a run after a crash between
     writing the file and saving the state, finds it (`find(uid)`) and adopts it
-    instead of writing a second copy. `new/` and `cur/` are listed once per
+    instead of writing a second copy; `find` fsyncs the file and its folder first,
+    since the crash may have come before they were durable. `new/` and `cur/` are listed once per
     `MaildirArchive` (lazily, when a uid without a record must be archived, and
     again only if a recorded file is missing and cur/ changed); the state's
     records are the index otherwise. `file_size(record)` also finds a file a
@@ -39,7 +41,9 @@ back; files already written are adopted by the next run.
 
 `run_archive_session(session, state, archive, ...)` -> `ArchiveReport`
     1. Only uids the check has already seen (`state.known_uids`) are considered, so
-       a message is never archived, let alone deleted, before its event fired.
+       a message is never archived, let alone deleted, before its event fired; and
+       of those, none in `state.archive_baseline` (mail that was on the server
+       before archiving started): they are never archived nor deleted.
     2. Message numbers are confirmed in this session: `UIDL n` + `LIST n` pipelined
        for each uid to archive or delete, numbered as in the check; if the mailbox
        changed since (or the backlog is large), one pipelined full `UIDL` + `LIST`.
@@ -213,12 +217,41 @@ class MaildirArchive:
                 raise ArchiveError.from_os_error(err, path) from err
 
     async def find(self, uid: str) -> ArchiveRecord | None:
-        """Return the record of a file already archived for `uid` (new/ or cur/), if any."""
-        found = await self._locate(self.tag(uid))
+        """Return the record of a file already archived for `uid` (new/ or cur/), if any.
+
+        The file and its folder are fsynced first: after a crash, the rename into
+        new/ may not be on disk yet, and a record (and so a DELE) must only ever
+        name a durable file.
+        """
+        tag = self.tag(uid)
+        try:
+            return await self._durable_record(tag)
+        except FileNotFoundError:
+            pass  # a mail client moved it to cur/ between the lookup and the fsync
+        try:
+            return await self._durable_record(tag)
+        except FileNotFoundError as err:
+            raise ArchiveError.from_os_error(err, self.folder) from err
+
+    async def _durable_record(self, tag: str) -> ArchiveRecord | None:
+        """The record of the file for `tag`, once it and its folder are fsynced.
+
+        Raises `ArchiveError`, or FileNotFoundError when the file moved meanwhile.
+        """
+        found = await self._locate(tag)
         if found is None:
             return None
-        name, stat = found
-        return ArchiveRecord(filename=name, size=stat.st_size, archived_at=stat.st_mtime)
+        path, stat = found
+        loop = asyncio.get_running_loop()
+        try:
+            async with aiofiles.open(path, "rb") as file:
+                await loop.run_in_executor(None, _fsync_file, file.fileno())
+            await loop.run_in_executor(None, _fsync_dir, path.parent)
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise ArchiveError.from_os_error(err, path) from err
+        return ArchiveRecord(filename=path.name, size=stat.st_size, archived_at=stat.st_mtime)
 
     async def store(self, uid: str, data: bytes, *, now: float | None = None) -> ArchiveRecord:
         """Write `data` durably into new/ and return its record.
@@ -274,19 +307,19 @@ class MaildirArchive:
             return None
         return None if found is None else found[1].st_size
 
-    async def _locate(self, tag: str) -> tuple[str, os.stat_result] | None:
-        """Name and stat of the file for `tag`, rescanning once if cur/ changed since the index."""
+    async def _locate(self, tag: str) -> tuple[Path, os.stat_result] | None:
+        """Path and stat of the file for `tag`, rescanning once if cur/ changed since the index."""
         for refresh in (False, True):
             index = await self._load_index(refresh=refresh)
             if (entry := index.get(tag)) is None:
                 continue
-            sub, name = entry
+            path = self.folder / entry[0] / entry[1]
             try:
-                return name, await aiofiles.os.stat(self.folder / sub / name)
+                return path, await aiofiles.os.stat(path)
             except FileNotFoundError:
                 continue
             except OSError as err:
-                raise ArchiveError.from_os_error(err, self.folder / sub / name) from err
+                raise ArchiveError.from_os_error(err, path) from err
         return None
 
     async def _cur_mtime(self) -> int:
@@ -428,10 +461,13 @@ async def run_archive_session(
     report = ArchiveReport()
     known = list(state.known_uids)
     archived: dict[str, ArchiveRecord] = dict(state.archived)
+    exclude = state.archive_baseline or frozenset()
     unarchived = [
-        uid for uid in dict.fromkeys(known) if uid not in archived and uid not in archive.too_large
+        uid
+        for uid in dict.fromkeys(known)
+        if uid not in archived and uid not in archive.too_large and uid not in exclude
     ]
-    due = set(to_delete(known, archived, policy, keep_days, clock))
+    due = set(to_delete(known, archived, policy, keep_days, clock, exclude=exclude))
     if not unarchived and not due:
         return report
 
@@ -445,11 +481,13 @@ async def run_archive_session(
     archive.too_large.update(
         uid
         for uid in listing.order
-        if uid not in archived and listing.sizes.get(uid, 0) > max_message_bytes
+        if uid not in archived
+        and uid not in exclude
+        and listing.sizes.get(uid, 0) > max_message_bytes
     )
     report.too_large = [uid for uid in dict.fromkeys(listing.order) if uid in archive.too_large]
     # Counted as done for selection only: they never get a record, so never a DELE.
-    skip = archived.keys() | archive.too_large
+    skip = archived.keys() | archive.too_large | exclude
     batch = to_archive(listing.order, listing.sizes, skip, max_messages, max_bytes)
     try:
         if batch:
@@ -473,7 +511,7 @@ async def run_archive_session(
 
     archived.update(report.archived)
     dele: list[str] = []
-    for uid in to_delete(listing.order, archived, policy, keep_days, clock):
+    for uid in to_delete(listing.order, archived, policy, keep_days, clock, exclude=exclude):
         record = archived[uid]
         number = listing.numbers.get(uid, 0)
         file_size = await archive.file_size(record)

@@ -292,6 +292,8 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         self._archive: MaildirArchive | None = None
         self._archive_session_failed = False
         self._archive_took_turn = False
+        #: Archived messages the last archive run kept because server or file did not match.
+        self.archive_unverified = 0
         if folder := entry.options.get(CONF_ARCHIVE_FOLDER):
             self._archive = MaildirArchive(Path(folder), mailbox=self.mailbox.lower())
 
@@ -335,13 +337,25 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
     async def _async_setup(self) -> None:
         """Load the mailbox state saved by an earlier run."""
         stored = await self._store.async_load()
-        if stored is None:
-            return
-        try:
-            self._state = mailbox_state.from_dict(stored)
-        except StateFormatError as error:
-            # Starting over means a new baseline: nothing is announced twice, at worst missed.
-            LOGGER.warning("Ignoring the saved state of %s: %s", self.mailbox, error)
+        if stored is not None:
+            try:
+                self._state = mailbox_state.from_dict(stored)
+            except StateFormatError as error:
+                # Starting over means a new baseline: nothing is announced twice, at worst missed.
+                LOGGER.warning("Ignoring the saved state of %s: %s", self.mailbox, error)
+        # Options changes reload the entry, so this sees the archive folder set or removed.
+        self._set_archive_baseline()
+
+    def _set_archive_baseline(self) -> None:
+        """Leave the mail already on the server out of an archive that starts now."""
+        if self._archive is None:
+            state = mailbox_state.stop_archive(self._state)
+        else:
+            state = mailbox_state.start_archive(self._state)
+        if state is not self._state:
+            self._state = state
+            if state.initialised:
+                self._async_schedule_save()
 
     @override
     async def _async_update_data(self) -> MailboxData:
@@ -360,18 +374,20 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
                         return mailbox_data(self._state)
                 self._archive_took_turn = False
                 outcome = await self._async_check(top_lines_for(text_length))
+                # Still under the lock: a refresh or an action that starts now must see the
+                # state this check leaves, or it could announce the same mail again.
+                announcements: list[dict[str, Any]] = []
+                last_message: mailbox_state.LastMessage | None = None
+                if outcome.new or outcome.newest is not None:
+                    announcements, last_message = await self.hass.async_add_executor_job(
+                        lambda: describe_outcome(outcome, text_length=text_length)
+                    )
+                self._state = mailbox_state.apply(self._state, outcome, last_message=last_message)
         except POP3Error as error:
             self._failures += 1
             self.update_interval = backoff_interval(self._base_interval(), self._failures)
             raise update_error(error, self.mailbox) from error
 
-        announcements: list[dict[str, Any]] = []
-        last_message: mailbox_state.LastMessage | None = None
-        if outcome.new or outcome.newest is not None:
-            announcements, last_message = await self.hass.async_add_executor_job(
-                lambda: describe_outcome(outcome, text_length=text_length)
-            )
-        self._state = mailbox_state.apply(self._state, outcome, last_message=last_message)
         self._async_schedule_save()
         self._failures = 0
         self.update_interval = self._base_interval()
@@ -446,7 +462,13 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         now = time.time()
         state = self._state
         if not state.initialised or not has_work(
-            state.known_uids, state.archived, policy, keep_days, now
+            state.known_uids,
+            state.archived,
+            policy,
+            keep_days,
+            now,
+            skip=archive.too_large,
+            exclude=state.archive_baseline or (),
         ):
             return False
         report: ArchiveReport | None = None
@@ -471,6 +493,7 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         return True
 
     def _apply_archive_report(self, report: ArchiveReport, archive: MaildirArchive) -> None:
+        self.archive_unverified = len(report.unverified)
         state = self._state
         if report.archived:
             state = replace(state, archived={**state.archived, **report.archived})
@@ -535,7 +558,11 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
             )
             self.hass.bus.async_fire(EVENT_NEW_MESSAGE, message)
             for listener in list(self._message_listeners):
-                listener(message)
+                try:
+                    listener(message)
+                except Exception:  # noqa: BLE001
+                    # One failing listener must not cost the others, or later mail, its event.
+                    LOGGER.exception("Error announcing a message of %s", self.mailbox)
         # Announced mail must not be announced again after a crash: write the state now
         # instead of after the usual debounce.
         self.config_entry.async_create_task(

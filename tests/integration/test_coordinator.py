@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 import json
+import time
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
 
@@ -20,6 +22,8 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
+from custom_components.pop3_mail import coordinator as coordinator_module
+from custom_components.pop3_mail.archive import DEFAULT_MAX_MESSAGE_BYTES
 from custom_components.pop3_mail.const import (
     CONF_ARCHIVE_FOLDER,
     CONF_DELETE_POLICY,
@@ -180,6 +184,53 @@ async def test_announced_mail_is_saved_at_once(
     assert stored["uids"][-1] == "uid-3"
 
 
+async def test_concurrent_refreshes_announce_once(
+    hass: HomeAssistant,
+    events: list[Event],
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+) -> None:
+    """Two refreshes at once (a schedule and a manual update): each message announced once.
+
+    Parsing is slowed down so that, were the state applied outside the session lock, the
+    second check would start from the state before the first one's outcome.
+    """
+    pop3_server.mailbox.add(mail(3))
+    slow = coordinator_module.describe_outcome
+
+    def slow_describe(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.2)
+        return slow(*args, **kwargs)
+
+    coordinator: Pop3MailCoordinator = init_integration.runtime_data
+    with patch.object(coordinator_module, "describe_outcome", slow_describe):
+        await asyncio.gather(coordinator.async_refresh(), coordinator.async_refresh())
+        await hass.async_block_till_done()
+    assert uids(events) == ["uid-3"]
+
+
+async def test_failing_listener_costs_no_event(
+    hass: HomeAssistant,
+    events: list[Event],
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A listener that raises is logged; every message still reaches the bus and the entity."""
+    coordinator: Pop3MailCoordinator = init_integration.runtime_data
+
+    def broken(message: dict[str, Any]) -> None:
+        raise RuntimeError("listener bug")
+
+    coordinator.async_add_message_listener(broken)
+    pop3_server.mailbox.add(mail(3))
+    pop3_server.mailbox.add(mail(4))
+    await check(hass, init_integration)
+    assert uids(events) == ["uid-3", "uid-4"]
+    assert hass.states.get(NEW_MESSAGE).attributes["uid"] == "uid-4"
+    assert caplog.text.count("Error announcing a message") == 2
+
+
 async def test_checks_are_read_only(
     hass: HomeAssistant, init_integration: MockConfigEntry, pop3_server: FakePOP3Server
 ) -> None:
@@ -250,6 +301,24 @@ async def test_renumbered_ids_rebaseline(
     pop3_server.mailbox.add(mail(3), uid="new-3")
     await check(hass, init_integration)
     assert uids(events) == ["new-3"]
+
+
+async def test_mailbox_emptied_elsewhere_then_new_mail(
+    hass: HomeAssistant,
+    events: list[Event],
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Another client took every known message and new mail came before the check: announced."""
+    pop3_server.mailbox.remove("uid-1")
+    pop3_server.mailbox.remove("uid-2")
+    pop3_server.mailbox.add(mail(3))
+    coordinator = await check(hass, init_integration)
+    assert uids(events) == ["uid-3"]
+    assert coordinator.state.known_uids == ("uid-3",)
+    assert hass.states.get(UNREAD).state == "1"
+    assert "renumbered" not in caplog.text
 
 
 async def test_mail_inserted_before_the_newest(
@@ -596,27 +665,40 @@ async def test_archive_then_delete(
     pop3_server: FakePOP3Server,
     archive_dir: Path,
 ) -> None:
-    """Mail is archived and deleted only after it was announced; counts follow, no events."""
+    """Mail is archived and deleted only after it was announced; counts follow, no events.
+
+    The mail there at the first check (the baseline) is existing mail: never archived or deleted.
+    """
     mock_config_entry.add_to_hass(hass)
     hass.config_entries.async_update_entry(
         mock_config_entry,
         options={CONF_ARCHIVE_FOLDER: str(archive_dir), CONF_DELETE_POLICY: "after_archive"},
     )
     await setup_entry(hass, mock_config_entry)
+    baseline_size = mock_config_entry.runtime_data.state.size
     pop3_server.mailbox.add(mail(3))
     coordinator = await check(hass, mock_config_entry)
-    # Archived before this check: the two known messages; the new one only announced.
+    # Nothing new was known before this check: it only announces uid-3.
     assert uids(events) == ["uid-3"]
-    assert pop3_server.mailbox.uids() == ["uid-3"]
-    assert len(list((archive_dir / "new").iterdir())) == 2
-    assert coordinator.data.count == 1
-    assert coordinator.state.size == len(pop3_server.mailbox.get("uid-3"))
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2", "uid-3"]
+    assert not (archive_dir / "new").exists()
+
+    pop3_server.mailbox.add(mail(4))
+    await check(hass, mock_config_entry)
+    # Archived (and deleted) before this check: uid-3; the new uid-4 only announced.
+    assert uids(events) == ["uid-3", "uid-4"]
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2", "uid-4"]
+    assert [p.read_bytes() for p in (archive_dir / "new").iterdir()] == [mail(3)]
+    assert coordinator.data.count == 3
+    assert coordinator.state.size == baseline_size + len(pop3_server.mailbox.get("uid-4"))
 
     await check(hass, mock_config_entry)
-    assert pop3_server.mailbox.uids() == []
-    assert len(list((archive_dir / "new").iterdir())) == 3
-    assert coordinator.data == MailboxData(count=0, size=0, unread=0, last_message=None)
-    assert uids(events) == ["uid-3"]
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2"]
+    assert len(list((archive_dir / "new").iterdir())) == 2
+    assert (coordinator.data.count, coordinator.data.size) == (2, baseline_size)
+    assert coordinator.data.unread == 0
+    assert set(coordinator.state.archived) == set()
+    assert uids(events) == ["uid-3", "uid-4"]
     assert coordinator.last_check is not None
     assert not coordinator.last_check.full_list
 
@@ -639,6 +721,8 @@ async def test_archive_failure_raises_repair_issue(
     await setup_entry(hass, mock_config_entry)
     pop3_server.mailbox.add(mail(3))
     await check(hass, mock_config_entry)
+    # The run after the check that announced uid-3 tries to archive it.
+    await check(hass, mock_config_entry)
     issue_id = f"{ISSUE_ARCHIVE_FAILED}_{mock_config_entry.entry_id}"
     issue = issue_registry.async_get_issue(DOMAIN, issue_id)
     assert issue is not None
@@ -651,7 +735,7 @@ async def test_archive_failure_raises_repair_issue(
     archive_dir.unlink()
     await check(hass, mock_config_entry)
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
-    assert len(list((archive_dir / "new").iterdir())) == 3
+    assert [p.read_bytes() for p in (archive_dir / "new").iterdir()] == [mail(3)]
 
     # Unloading drops a standing issue; the next run after setup reports it again if needed.
     archive_dir.rename(archive_dir.with_suffix(".old"))
@@ -680,15 +764,19 @@ async def test_archive_session_failure_does_not_fail_the_check(
     )
     await setup_entry(hass, mock_config_entry)
     pop3_server.mailbox.add(mail(3))
+    await check(hass, mock_config_entry)
+    pop3_server.mailbox.add(mail(4))
+    # The first UIDL of the next update is the archive session's (uid-3 waits to be archived).
     pop3_server.faults.append(Fault("UIDL", drop_mid_response(after_bytes=3)))
     coordinator = await check(hass, mock_config_entry)
     assert coordinator.last_update_success
-    assert uids(events) == ["uid-3"]
+    assert uids(events) == ["uid-3", "uid-4"]
     assert "Archiving the mail of" in caplog.text
+    assert not (archive_dir / "new").exists()
 
     await check(hass, mock_config_entry)
     assert "works again" in caplog.text
-    assert len(list((archive_dir / "new").iterdir())) == 3
+    assert sorted(p.read_bytes() for p in (archive_dir / "new").iterdir()) == [mail(3), mail(4)]
 
 
 async def test_archive_quit_failure_keeps_files_deletes_nothing(
@@ -704,16 +792,19 @@ async def test_archive_quit_failure_keeps_files_deletes_nothing(
         options={CONF_ARCHIVE_FOLDER: str(archive_dir), CONF_DELETE_POLICY: "after_archive"},
     )
     await setup_entry(hass, mock_config_entry)
+    pop3_server.mailbox.add(mail(3))
+    pop3_server.mailbox.add(mail(4))
+    await check(hass, mock_config_entry)
     pop3_server.faults.append(Fault("QUIT", err("[SYS/TEMP] could not commit")))
     coordinator = await check(hass, mock_config_entry)
     assert coordinator.last_update_success
-    assert set(coordinator.state.archived) == {"uid-1", "uid-2"}
-    assert coordinator.state.known_uids == ("uid-1", "uid-2")
-    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2"]
+    assert set(coordinator.state.archived) == {"uid-3", "uid-4"}
+    assert coordinator.state.known_uids == ("uid-1", "uid-2", "uid-3", "uid-4")
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2", "uid-3", "uid-4"]
 
     await check(hass, mock_config_entry)
-    assert pop3_server.mailbox.uids() == []
-    assert coordinator.data.count == 0
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2"]
+    assert coordinator.data.count == 2
 
 
 @pytest.mark.parametrize("server_options", [{"login_delay": 900, "messages": [mail(1)]}])
@@ -733,20 +824,27 @@ async def test_archive_and_check_take_turns_under_login_delay(
     pop3_server.mailbox.add(mail(2))
 
     sessions = len(pop3_server.sessions)
+    # Nothing to archive yet (uid-1 was there before archiving): only the check.
     coordinator = await check(hass, mock_config_entry)
     assert len(pop3_server.sessions) == sessions + 1
-    assert any(c.startswith("RETR") for c in pop3_server.sessions[-1].commands)
-    assert events == []
-    assert coordinator.last_update_success
-
-    await check(hass, mock_config_entry)
-    assert len(pop3_server.sessions) == sessions + 2
     assert not any(c.startswith("RETR") for c in pop3_server.sessions[-1].commands)
     assert uids(events) == ["uid-2"]
 
+    pop3_server.mailbox.add(mail(3))
+    await check(hass, mock_config_entry)
+    assert len(pop3_server.sessions) == sessions + 2
+    assert any(c.startswith("RETR") for c in pop3_server.sessions[-1].commands)
+    assert uids(events) == ["uid-2"]
+    assert coordinator.last_update_success
+
     await check(hass, mock_config_entry)
     assert len(pop3_server.sessions) == sessions + 3
-    assert set(coordinator.state.archived) == {"uid-1", "uid-2"}
+    assert not any(c.startswith("RETR") for c in pop3_server.sessions[-1].commands)
+    assert uids(events) == ["uid-2", "uid-3"]
+
+    await check(hass, mock_config_entry)
+    assert len(pop3_server.sessions) == sessions + 4
+    assert set(coordinator.state.archived) == {"uid-2", "uid-3"}
 
 
 async def test_archive_crash_before_bookkeeping_adopts_files(
@@ -769,10 +867,13 @@ async def test_archive_crash_before_bookkeeping_adopts_files(
     )
     key = f"{DOMAIN}.{mock_config_entry.entry_id}"
     await setup_entry(hass, mock_config_entry)
+    pop3_server.mailbox.add(mail(3))
+    pop3_server.mailbox.add(mail(4))
+    await check(hass, mock_config_entry)
     # The archive run's QUIT fails, so it writes and records files but deletes nothing.
     pop3_server.faults.append(Fault("QUIT", err("[SYS/TEMP] could not commit")))
     coordinator = await check(hass, mock_config_entry)
-    assert set(coordinator.state.archived) == {"uid-1", "uid-2"}
+    assert set(coordinator.state.archived) == {"uid-3", "uid-4"}
     files = sorted((archive_dir / "new").iterdir())
     stamps = {path: path.stat().st_mtime_ns for path in files}
     assert len(files) == 2
@@ -781,12 +882,83 @@ async def test_archive_crash_before_bookkeeping_adopts_files(
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     hass_storage[key]["data"]["archived"] = {}
-    pop3_server.mailbox.add(mail(3))
+    pop3_server.mailbox.add(mail(5))
     # Setting up runs the archive (adopting, then deleting as the policy says) and the check.
     await setup_entry(hass, mock_config_entry)
 
-    # Same two files, untouched, no second copy; uid-3 is announced and waits for the next run.
+    # Same two files, untouched, no second copy; uid-5 is announced and waits for the next run.
     assert sorted((archive_dir / "new").iterdir()) == files
     assert {path: path.stat().st_mtime_ns for path in files} == stamps
-    assert pop3_server.mailbox.uids() == ["uid-3"]
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2", "uid-5"]
+    assert uids(events) == ["uid-3", "uid-4", "uid-5"]
+
+
+async def test_archive_turned_on_leaves_existing_mail_alone(
+    hass: HomeAssistant,
+    events: list[Event],
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    archive_dir: Path,
+) -> None:
+    """Archiving turned on later takes only mail that arrives after; the rest stays on the server.
+
+    Turned off and on again, it starts over from the mail there at that moment.
+    """
+    archive_options = {CONF_ARCHIVE_FOLDER: str(archive_dir), CONF_DELETE_POLICY: "after_archive"}
+    pop3_server.mailbox.add(mail(3))
+    await check(hass, init_integration)
+    # An options change reloads the entry.
+    hass.config_entries.async_update_entry(init_integration, options=archive_options)
+    await hass.async_block_till_done()
+    assert init_integration.runtime_data.state.archive_baseline == {"uid-1", "uid-2", "uid-3"}
+    await check(hass, init_integration)
+    await check(hass, init_integration)
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2", "uid-3"]
+    assert not (archive_dir / "new").exists()
+
+    pop3_server.mailbox.add(mail(4))
+    await check(hass, init_integration)
+    await check(hass, init_integration)
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2", "uid-3"]
+    assert [p.read_bytes() for p in (archive_dir / "new").iterdir()] == [mail(4)]
+
+    hass.config_entries.async_update_entry(init_integration, options={})
+    await hass.async_block_till_done()
+    assert init_integration.runtime_data.state.archive_baseline is None
+    pop3_server.mailbox.add(mail(5))
+    await check(hass, init_integration)
+
+    hass.config_entries.async_update_entry(init_integration, options=archive_options)
+    await hass.async_block_till_done()
+    await check(hass, init_integration)
+    await check(hass, init_integration)
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2", "uid-3", "uid-5"]
+    assert [p.read_bytes() for p in (archive_dir / "new").iterdir()] == [mail(4)]
+    assert uids(events) == ["uid-3", "uid-4", "uid-5"]
+
+
+async def test_archive_does_not_log_in_again_for_a_message_too_large(
+    hass: HomeAssistant,
+    events: list[Event],
+    mock_config_entry: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    archive_dir: Path,
+) -> None:
+    """A message too large to archive costs one archive session, not one more login per update."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={CONF_ARCHIVE_FOLDER: str(archive_dir)}
+    )
+    await setup_entry(hass, mock_config_entry)
+    line = "x" * 998 + "\r\n"
+    pop3_server.mailbox.add(mail(3, body=line * (DEFAULT_MAX_MESSAGE_BYTES // len(line) + 1)))
+    await check(hass, mock_config_entry)
     assert uids(events) == ["uid-3"]
+
+    sessions = len(pop3_server.sessions)
+    await check(hass, mock_config_entry)
+    assert len(pop3_server.sessions) == sessions + 2
+    await check(hass, mock_config_entry)
+    assert len(pop3_server.sessions) == sessions + 3
+    assert not any(c.startswith("RETR") for s in pop3_server.sessions for c in s.commands)
+    assert mock_config_entry.runtime_data.state.archived == {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -10,13 +11,11 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from syrupy.filters import props
 
-from custom_components.pop3_mail.const import CONF_ARCHIVE_FOLDER
+from custom_components.pop3_mail.const import CONF_ARCHIVE_FOLDER, CONF_DELETE_POLICY
 from tests.integration.conftest import PASSWORD, USERNAME, mail
 from tests.servers.fake_pop3 import Fault, err
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.common import MockConfigEntry
     from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -53,9 +52,15 @@ async def test_diagnostics(
 
 @pytest.fixture
 def entry_options(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
-    """No options, or (parametrized with "archive") an archive folder of the test."""
-    if getattr(request, "param", None) == "archive":
-        return {CONF_ARCHIVE_FOLDER: str(tmp_path / "archive")}
+    """No options, or (parametrized) an archive folder of the test, with a delete policy or not."""
+    match getattr(request, "param", None):
+        case "archive":
+            return {CONF_ARCHIVE_FOLDER: str(tmp_path / "archive")}
+        case "archive_delete":
+            return {
+                CONF_ARCHIVE_FOLDER: str(tmp_path / "archive"),
+                CONF_DELETE_POLICY: "after_archive",
+            }
     return {}
 
 
@@ -64,18 +69,62 @@ async def test_diagnostics_archive_backlog(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
     init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
 ) -> None:
-    """With an archive folder, diagnostics tell how many messages still wait to be archived."""
-    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
-    assert diagnostics["archive"] == {"backlog": 2}
+    """With an archive folder, diagnostics tell how many new messages still wait to be archived.
 
-    # The next check archives what the first one found.
-    await init_integration.runtime_data.async_refresh()
+    The mail already there when archiving started is never archived, so it is no backlog.
+    """
     diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
-    assert diagnostics["archive"] == {"backlog": 0}
+    assert diagnostics["archive"] == {"backlog": 0, "unverified": 0}
     state = diagnostics["state"]
     assert isinstance(state, dict)
-    assert state["archived"] == 2
+    assert state["archive_baseline"] == 2
+
+    pop3_server.mailbox.add(mail(3))
+    pop3_server.mailbox.add(mail(4))
+    await init_integration.runtime_data.async_refresh()
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert diagnostics["archive"] == {"backlog": 2, "unverified": 0}
+
+    # The next update archives what the last check found.
+    await init_integration.runtime_data.async_refresh()
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert diagnostics["archive"] == {"backlog": 0, "unverified": 0}
+    state = diagnostics["state"]
+    assert isinstance(state, dict)
+    assert (state["archived"], state["archive_baseline"]) == (2, 2)
+
+
+@pytest.mark.parametrize("entry_options", ["archive_delete"], indirect=True)
+async def test_diagnostics_archive_unverified(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+) -> None:
+    """Archived mail kept on the server because its file no longer matches is counted."""
+    coordinator = init_integration.runtime_data
+    pop3_server.mailbox.add(mail(3))
+    await coordinator.async_refresh()
+    # QUIT refused: uid-3 is archived and recorded, but not deleted.
+    pop3_server.faults.append(Fault("QUIT", err("[SYS/TEMP] could not commit")))
+    await coordinator.async_refresh()
+    assert set(coordinator.state.archived) == {"uid-3"}
+    (path,) = (Path(init_integration.options[CONF_ARCHIVE_FOLDER]) / "new").iterdir()
+    original = path.read_bytes()
+    path.write_bytes(original + b"edited\r\n")
+
+    await coordinator.async_refresh()
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert diagnostics["archive"] == {"backlog": 0, "unverified": 1}
+    assert "uid-3" in pop3_server.mailbox.uids()
+
+    path.write_bytes(original)
+    await coordinator.async_refresh()
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert diagnostics["archive"] == {"backlog": 0, "unverified": 0}
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2"]
 
 
 async def test_diagnostics_after_failed_check(

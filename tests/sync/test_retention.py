@@ -126,6 +126,15 @@ def test_to_delete_by_policy() -> None:
     assert to_delete(server, archived, DeletePolicy.AFTER_DAYS, 14, NOW) == ["old"]
 
 
+def test_excluded_mail_is_never_deleted() -> None:
+    """Mail there before archiving started stays, even with an archive record."""
+    archived = {"before": Record(1, NOW - 20 * SECONDS_PER_DAY), "after": Record(1, NOW)}
+    server = ["before", "after"]
+    for policy in (DeletePolicy.AFTER_ARCHIVE, DeletePolicy.AFTER_DAYS):
+        chosen = to_delete(server, archived, policy, 0, NOW, exclude={"before"})
+        assert chosen == ["after"]
+
+
 def test_is_safe_to_delete_needs_every_witness_to_agree() -> None:
     """Number still maps to the uid, LIST size, file size and record size all equal."""
     record = Record(120, NOW)
@@ -218,3 +227,6 @@ def test_has_work() -> None:
     assert has_work(["a"], archived, DeletePolicy.AFTER_DAYS, 2, NOW)
     assert has_work(["a"], archived, DeletePolicy.AFTER_ARCHIVE, 14, NOW)
     assert not has_work(["a", "big"], archived, DeletePolicy.KEEP, 14, NOW, skip={"big"})
+    assert not has_work(["a", "old"], archived, DeletePolicy.KEEP, 14, NOW, exclude={"old"})
+    assert not has_work(["a"], archived, DeletePolicy.AFTER_ARCHIVE, 14, NOW, exclude={"a"})
+    assert has_work(["a", "old", "b"], archived, DeletePolicy.KEEP, 14, NOW, exclude={"old"})

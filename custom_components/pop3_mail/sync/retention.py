@@ -7,15 +7,18 @@ does what they say.
 - `to_archive(server_uids, sizes, archived, max_messages, max_bytes)`: the next
   batch to download, oldest first, bounded by count and bytes.
 - `backlog(server_uids, sizes, archived)`: how much is still not archived.
-- `to_delete(server_uids, archived, policy, keep_days, now)`: archived uids the
-  delete policy wants gone from the server, in server order.
+- `to_delete(server_uids, archived, policy, keep_days, now, exclude=...)`: archived
+  uids the delete policy wants gone from the server, in server order.
 - `is_safe_to_delete(uid, record, ...)`: the last check before DELE, with what the
   server and the disk said in the same session.
-- `has_work(known_uids, archived, policy, keep_days, now, skip=...)`: whether an archive
-  session would do anything at all (so the caller can skip connecting).
+- `has_work(known_uids, archived, policy, keep_days, now, skip=..., exclude=...)`: whether
+  an archive session would do anything at all (so the caller can skip connecting).
+
+`exclude` holds the uids that were on the server before archiving started
+(`MailboxState.archive_baseline`): they are never archived and never deleted.
 
 The rule that never bends: a uid is only ever chosen for deletion when it has an
-archive record, appears exactly once on the server, and (checked right before
+archive record, is not excluded, appears exactly once on the server, and (checked right before
 DELE) the number still maps to that uid and both the server's LIST size and the
 archive file's size equal the recorded size.
 """
@@ -139,20 +142,24 @@ def to_delete(
     policy: DeletePolicy | str,
     keep_days: float,
     now: float,
+    *,
+    exclude: Container[str] = frozenset(),
 ) -> list[str]:
     """Return the archived uids the policy wants deleted now, in server order.
 
-    A uid without an archive record is never returned, whatever the policy. A
-    uid the server lists more than once is never returned either: only one of
-    those messages can have been archived under that name.
+    A uid without an archive record is never returned, whatever the policy, nor
+    one in `exclude` (mail that was there before archiving started). A uid the
+    server lists more than once is never returned either: only one of those
+    messages can have been archived under that name.
     """
-    if DeletePolicy(policy) is DeletePolicy.KEEP:
+    if DeletePolicy(policy) is DeletePolicy.KEEP or not archived:
         return []
     counts = Counter(server_uids)
     return [
         uid
         for uid in server_uids
         if counts[uid] == 1
+        and uid not in exclude
         and (record := archived.get(uid)) is not None
         and is_due(record, policy, keep_days, now)
     ]
@@ -191,11 +198,13 @@ def has_work(
     now: float,
     *,
     skip: Container[str] = frozenset(),
+    exclude: Container[str] = frozenset(),
 ) -> bool:
     """Tell whether some known uid still needs archiving or is due for deletion.
 
-    Uids in `skip` (too large to archive) do not count as work.
+    Uids in `skip` (too large to archive) and in `exclude` (there before
+    archiving started) do not count as work.
     """
-    return any(uid not in archived and uid not in skip for uid in known_uids) or bool(
-        to_delete(known_uids, archived, policy, keep_days, now)
-    )
+    return any(
+        uid not in archived and uid not in skip and uid not in exclude for uid in known_uids
+    ) or bool(to_delete(known_uids, archived, policy, keep_days, now, exclude=exclude))

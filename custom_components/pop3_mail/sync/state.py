@@ -4,12 +4,13 @@ Public names:
 
 - `MailboxState`: frozen; every change returns a new state. `known_uids` (server
   order, as the last check saw them), `size` (bytes, from STAT), `unread`,
-  `last_message`, `archived`, `initialised`.
+  `last_message`, `archived`, `archive_baseline`, `initialised`.
 - `LastMessage(uid, sender, subject, date)`: what the `last_message` sensor shows.
 - `ArchiveRecord(filename, size, archived_at)`: a message saved to the archive
   folder (written and read by the archive/retention code).
 - `apply(state, outcome, *, last_message=None)`: the state after a check.
 - `mark_read(state, uid)`, `forget(state, uids, *, freed_bytes=None)`.
+- `start_archive(state)` / `stop_archive(state)`: archiving turned on / off.
 - `new_check(state, *, top_lines)`: the `MailboxCheck` for the next check.
 - `to_dict(state)` / `from_dict(data)`: JSON-safe form for the Home Assistant
   `Store`, with a `version` field; `StateFormatError` for data we cannot read.
@@ -22,6 +23,12 @@ Rules:
   archive record only matters while its message is on the server (retention
   deletes archived messages; a message that is gone has nothing left to delete).
 - `last_message` stays while its uid is still the newest on the server.
+- `archive_baseline` is None while archiving is off. `start_archive` sets it to the
+  uids known then: mail already on the server when archiving started is never
+  archived, so never deleted either. The first check (when archiving started
+  before it) and a re-baseline put every uid they take as read into it; uids
+  that leave the server leave it. `stop_archive` clears it, so archiving that
+  is turned on again starts from the mail there at that moment.
 
 Cost for a 100,000-message mailbox: `apply` of an unchanged check is O(unread),
 of an appended check O(new) plus one tuple concatenation; `to_dict`/`from_dict`
@@ -77,6 +84,8 @@ class MailboxState:
 
     `initialised` is False until the first check: that check is the baseline.
     `archived` must not be mutated: functions here always build a new mapping.
+    `archive_baseline`: uids the archive must leave alone (on the server before
+    archiving started; a subset of `known_uids`), or None while archiving is off.
     """
 
     known_uids: tuple[str, ...] = ()
@@ -85,6 +94,7 @@ class MailboxState:
     last_message: LastMessage | None = None
     archived: Mapping[str, ArchiveRecord] = field(default_factory=dict)
     initialised: bool = False
+    archive_baseline: frozenset[str] | None = None
 
     @property
     def count(self) -> int:
@@ -121,6 +131,13 @@ def apply(
     archived = state.archived
     if outcome.removed and archived:
         archived = {uid: rec for uid, rec in archived.items() if uid not in outcome.removed}
+    baseline = state.archive_baseline
+    if baseline is not None:
+        if not state.initialised or outcome.rebaselined:
+            # Mail taken as read without an event is existing mail, not new mail to archive.
+            baseline = frozenset(outcome.uids)
+        elif outcome.removed and not baseline.isdisjoint(outcome.removed):
+            baseline = baseline - outcome.removed
     if last_message is None:
         last_message = state.last_message
         if last_message is not None and (not outcome.uids or outcome.uids[-1] != last_message.uid):
@@ -132,7 +149,22 @@ def apply(
         last_message=last_message,
         archived=archived,
         initialised=True,
+        archive_baseline=baseline,
     )
+
+
+def start_archive(state: MailboxState) -> MailboxState:
+    """The state once archiving is on: mail known now is never archived; unchanged if on."""
+    if state.archive_baseline is not None:
+        return state
+    return replace(state, archive_baseline=frozenset(state.known_uids))
+
+
+def stop_archive(state: MailboxState) -> MailboxState:
+    """The state once archiving is off: turned on again, it starts from the mail there then."""
+    if state.archive_baseline is None:
+        return state
+    return replace(state, archive_baseline=None)
 
 
 def mark_read(state: MailboxState, uid: str | None = None) -> MailboxState:
@@ -161,6 +193,9 @@ def forget(
     known = tuple(uid for uid in state.known_uids if uid not in gone)
     size = state.size if freed_bytes is None else max(0, state.size - freed_bytes)
     archived = {uid: rec for uid, rec in state.archived.items() if uid not in gone}
+    baseline = state.archive_baseline
+    if baseline is not None and not baseline.isdisjoint(gone):
+        baseline = baseline - gone
     last_message = state.last_message
     if last_message is not None and last_message.uid in gone:
         last_message = None
@@ -171,12 +206,14 @@ def forget(
         unread=state.unread - gone,
         last_message=last_message,
         archived=archived,
+        archive_baseline=baseline,
     )
 
 
 def to_dict(state: MailboxState) -> dict[str, Any]:
     """JSON-safe form of the state for the Home Assistant `Store`."""
     last = state.last_message
+    baseline = state.archive_baseline
     return {
         "version": STATE_VERSION,
         "initialised": state.initialised,
@@ -190,6 +227,7 @@ def to_dict(state: MailboxState) -> dict[str, Any]:
         "archived": {
             uid: [rec.filename, rec.size, rec.archived_at] for uid, rec in state.archived.items()
         },
+        "archive_baseline": _baseline_to(baseline, state.known_uids),
     }
 
 
@@ -217,6 +255,7 @@ def from_dict(data: Mapping[str, Any]) -> MailboxState:
         last_message=_last_message_from(data.get("last_message")),
         archived=_archived_from(data.get("archived")),
         initialised=initialised,
+        archive_baseline=_baseline_from(data.get("archive_baseline"), known),
     )
 
 
@@ -231,6 +270,33 @@ def _last_message_from(data: Any) -> LastMessage | None:
     if date is not None and not isinstance(date, str):
         raise StateFormatError("mailbox state with a bad last message date")
     return LastMessage(uid=uid, sender=sender, subject=subject, date=date)
+
+
+def _baseline_to(baseline: frozenset[str] | None, known: tuple[str, ...]) -> int | list[str] | None:
+    """The baseline as the number of leading known uids it is, else its uids in server order.
+
+    New mail arrives at the end, so the baseline is nearly always the first uids
+    the server lists: a count keeps a 100,000-uid baseline out of the JSON, and
+    checking it only looks at the mail that came after.
+    """
+    if baseline is None:
+        return None
+    count = len(baseline)
+    # The baseline only holds known uids: none after the first `count` means those are it.
+    if baseline.isdisjoint(known[count:]):
+        return count
+    return [uid for uid in known if uid in baseline]
+
+
+def _baseline_from(data: Any, known: tuple[str, ...]) -> frozenset[str] | None:
+    # Missing (state written before archiving had a baseline) reads as "archiving not started".
+    if data is None:
+        return None
+    if type(data) is int and 0 <= data <= len(known):
+        return frozenset(known[:data])
+    if not isinstance(data, list) or not set(map(type, data)) <= {str}:
+        raise StateFormatError("mailbox state with a bad archive baseline")
+    return frozenset(data)
 
 
 def _archived_from(data: Any) -> dict[str, ArchiveRecord]:
