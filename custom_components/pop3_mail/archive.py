@@ -201,6 +201,9 @@ class MaildirArchive:
         self._index_cur_mtime = 0
         #: Uids found larger than `max_message_bytes` since start: not asked about again.
         self.too_large: set[str] = set()
+        #: Archived uids whose deletion could not be verified (LIST size, record and file
+        #: disagree), with when that was last found: a caller need not log in just to retry them.
+        self.unverified: dict[str, float] = {}
 
     def tag(self, uid: str) -> str:
         """The part of the file name that stands for this mailbox's `uid`."""
@@ -523,8 +526,10 @@ async def run_archive_session(
             file_size=file_size,
         ):
             dele.append(uid)
+            archive.unverified.pop(uid, None)
         else:
             report.unverified.append(uid)
+            archive.unverified[uid] = clock
     if dele:
         results = await session.pipeline([Dele(listing.numbers[uid]) for uid in dele])
         report.deleted = [uid for uid, result in zip(dele, results, strict=True) if result is None]

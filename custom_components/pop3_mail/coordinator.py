@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 import time
-from typing import TYPE_CHECKING, Any, override
+from typing import TYPE_CHECKING, Any, Final, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
@@ -259,6 +259,11 @@ def mailbox_data(state: MailboxState) -> MailboxData:
     )
 
 
+# Archived mail whose deletion could not be verified is retried this often on its own (any
+# archive session retries it too): a server with inexact LIST sizes must not cost a login a check.
+UNVERIFIED_RETRY_SECONDS: Final = 3600
+
+
 class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
     """Checks one mailbox on a schedule and announces each new message once."""
 
@@ -468,7 +473,12 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
             keep_days,
             now,
             skip=archive.too_large,
-            exclude=state.archive_baseline or (),
+            exclude=(state.archive_baseline or frozenset())
+            | {
+                uid
+                for uid, found in archive.unverified.items()
+                if now - found < UNVERIFIED_RETRY_SECONDS
+            },
         ):
             return False
         report: ArchiveReport | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -12,10 +13,13 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from syrupy.filters import props
 
 from custom_components.pop3_mail.const import CONF_ARCHIVE_FOLDER, CONF_DELETE_POLICY
+from custom_components.pop3_mail.coordinator import UNVERIFIED_RETRY_SECONDS
+from custom_components.pop3_mail.diagnostics import async_get_config_entry_diagnostics
 from tests.integration.conftest import PASSWORD, USERNAME, mail
 from tests.servers.fake_pop3 import Fault, err
 
 if TYPE_CHECKING:
+    from freezegun.api import FrozenDateTimeFactory
     from homeassistant.core import HomeAssistant
     from pytest_homeassistant_custom_component.common import MockConfigEntry
     from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
@@ -102,6 +106,7 @@ async def test_diagnostics_archive_unverified(
     hass_client: ClientSessionGenerator,
     init_integration: MockConfigEntry,
     pop3_server: FakePOP3Server,
+    freezer: FrozenDateTimeFactory,
 ) -> None:
     """Archived mail kept on the server because its file no longer matches is counted."""
     coordinator = init_integration.runtime_data
@@ -120,9 +125,18 @@ async def test_diagnostics_archive_unverified(
     assert diagnostics["archive"] == {"backlog": 0, "unverified": 1}
     assert "uid-3" in pop3_server.mailbox.uids()
 
+    # Nothing else to archive: the next checks do not log in again just to retry uid-3.
     path.write_bytes(original)
+    sessions = len(pop3_server.sessions)
     await coordinator.async_refresh()
-    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert len(pop3_server.sessions) == sessions + 1  # the check's session only
+    assert "uid-3" in pop3_server.mailbox.uids()
+
+    # An hour later it is retried on its own, verified and deleted.
+    freezer.tick(timedelta(seconds=UNVERIFIED_RETRY_SECONDS))
+    await coordinator.async_refresh()
+    # Straight from the module: an hour on, the test client's access token has expired.
+    diagnostics = await async_get_config_entry_diagnostics(hass, init_integration)
     assert diagnostics["archive"] == {"backlog": 0, "unverified": 0}
     assert pop3_server.mailbox.uids() == ["uid-1", "uid-2"]
 
