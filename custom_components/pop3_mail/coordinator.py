@@ -607,7 +607,16 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         self._store.async_delay_save(self._data_to_save, STORAGE_SAVE_DELAY)
 
     def _data_to_save(self) -> dict[str, Any]:
-        return mailbox_state.to_dict(self._state)
+        state = self._state
+        if self._pending:
+            # Mail found but not announced yet (setup did not get that far) is saved as
+            # unseen, so the next start announces it instead of taking it as known.
+            state = mailbox_state.forget(
+                state,
+                [message["uid"] for message in self._pending],
+                freed_bytes=sum(message["size"] for message in self._pending),
+            )
+        return mailbox_state.to_dict(state)
 
     @override
     async def async_shutdown(self) -> None:

@@ -376,6 +376,35 @@ async def test_restart_announces_mail_that_arrived_meanwhile(
     assert len(events) == 3
 
 
+async def test_setup_failing_before_announcing_loses_nothing(
+    hass: HomeAssistant,
+    events: list[Event],
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Mail the first check after a restart found, when setup fails before announcing it.
+
+    The saved state must not count it as known: the next successful start announces it.
+    """
+    key = f"{DOMAIN}.{init_integration.entry_id}"
+    assert await hass.config_entries.async_unload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    pop3_server.mailbox.add(mail(3))
+
+    with patch.object(
+        hass.config_entries, "async_forward_entry_setups", side_effect=RuntimeError("boom")
+    ):
+        assert not await hass.config_entries.async_setup(init_integration.entry_id)
+        await hass.async_block_till_done()
+    assert events == []
+    assert "uid-3" not in hass_storage[key]["data"]["uids"]
+
+    await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert uids(events) == ["uid-3"]
+
+
 async def test_unreadable_saved_state_starts_a_new_baseline(
     hass: HomeAssistant,
     events: list[Event],
