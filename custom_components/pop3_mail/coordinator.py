@@ -48,6 +48,7 @@ from .const import (
     LOGGER,
     MAX_BACKOFF,
     MAX_EVENT_BYTES,
+    MAX_SCAN_INTERVAL,
     PORT_PLAIN,
     PORT_SSL,
     SESSION_TIMEOUT,
@@ -590,7 +591,8 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         """The scan interval, raised to the server's LOGIN-DELAY when it advertises one."""
         if (delay := self._login_delay()) is None:
             return self._scan_interval
-        return max(self._scan_interval, timedelta(seconds=delay))
+        # Capped: a server advertising an absurd delay must not stop checks (or overflow dates).
+        return max(self._scan_interval, timedelta(seconds=min(delay, MAX_SCAN_INTERVAL)))
 
     @callback
     def _set_state(self, state: MailboxState) -> None:

@@ -991,3 +991,13 @@ async def test_archive_does_not_log_in_again_for_a_message_too_large(
     assert len(pop3_server.sessions) == sessions + 3
     assert not any(c.startswith("RETR") for s in pop3_server.sessions for c in s.commands)
     assert mock_config_entry.runtime_data.state.archived == {}
+
+
+@pytest.mark.parametrize("server_options", [{"login_delay": 10**12, "messages": [mail(1)]}])
+async def test_absurd_login_delay_is_capped(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """A LOGIN-DELAY of 30,000 years waits the longest scan interval, not forever (nor crashes)."""
+    coordinator: Pop3MailCoordinator = init_integration.runtime_data
+    assert coordinator.last_update_success
+    assert coordinator.update_interval == timedelta(seconds=86_400)

@@ -680,3 +680,90 @@ def test_no_secret_in_clear_unless_allowed() -> None:
     for oauth2 in (False, True):
         with pytest.raises(POP3Error, match="without TLS"):
             decide(caps, tls=False, timestamp=None, oauth2=oauth2, allow_cleartext=False)
+
+
+# -- hardening found in review -------------------------------------------------------------
+
+
+async def test_invalid_host_name_is_a_connection_error(
+    socket_enabled: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name the IDNA codec refuses (an empty label) fails like an unreachable host."""
+
+    def getaddrinfo(host: str, *args: Any, **kwargs: Any) -> Any:
+        # What the real resolver does first; the test plugin forbids name lookups.
+        host.encode("idna")
+        raise AssertionError("not reached")
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    with pytest.raises(POP3ConnectionError, match="not a valid host name"):
+        async with connect(
+            "mail..example.com", 110, security=Security.NONE, username="a", password="b"
+        ):
+            pass
+
+
+@pytest.mark.parametrize("password", ["sec\r\nDELE 1", "nul\0byte"])
+async def test_line_breaks_in_credentials_are_a_rejected_login(
+    fake_pop3: FakePOP3Factory, password: str
+) -> None:
+    """CR, LF or NUL can never reach the wire; the caller sees bad credentials (so: reauth)."""
+    server = await fake_pop3(greeting=NO_TIMESTAMP, capabilities=["USER", "TOP", "UIDL"])
+    with pytest.raises(POP3AuthError, match="CR, LF or NUL"):
+        async with session_to(server, password=password):
+            pass
+    await wait_closed(server)
+    assert all("DELE" not in command for command in server.sessions[0].commands)
+
+
+async def test_plaintext_wording_over_tls_is_a_rejected_login(
+    fake_pop3: FakePOP3Factory, test_pki: TestPKI
+) -> None:
+    """ "-ERR ... (use SSL)" on a TLS session cannot mean clear text: bad credentials."""
+    server = await fake_pop3(implicit_tls=test_pki.server_context())
+    server.faults.append(Fault("AUTH", err("[AUTH] Invalid login (use SSL)")))
+    with pytest.raises(POP3AuthError) as caught:
+        async with session_to(server, security=Security.SSL, ssl_context=test_pki.client_context()):
+            pass
+    assert not isinstance(caught.value, POP3PlaintextRefusedError)
+    assert caught.value.code == "AUTH"
+
+
+async def test_refused_capa_after_login_keeps_the_capabilities(
+    fake_pop3: FakePOP3Factory,
+) -> None:
+    """Per-user capabilities asked again after login: a -ERR keeps what the server said."""
+    caps = ["USER", "PIPELINING", "LOGIN-DELAY 900 USER"]
+    server = await fake_pop3(greeting=NO_TIMESTAMP, capabilities=caps)
+    server.faults.append(Fault("CAPA", err("not now"), nth=2))
+    async with session_to(server) as session:
+        assert session.capabilities.login_delay == 900
+        assert session.capabilities.pipelining
+
+
+async def test_cancelled_while_waiting_for_quit_closes_the_socket(
+    fake_pop3: FakePOP3Factory,
+) -> None:
+    """The caller failed, QUIT is slow, and the task is cancelled: the socket still closes."""
+    server = await fake_pop3(messages=MESSAGES)
+    server.faults.append(Fault("QUIT", delay(30)))
+    entered = asyncio.Event()
+    sessions: list[POP3Session] = []
+
+    async def fail() -> None:
+        async with session_to(server) as session:
+            sessions.append(session)
+            await session.stat()
+            entered.set()
+            raise KeyError("caller bug")
+
+    task = asyncio.create_task(fail())
+    await entered.wait()
+    async with asyncio.timeout(5):
+        while "QUIT" not in server.sessions[0].commands:
+            await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    # The server still sits on its slow QUIT answer; our side has closed.
+    assert sessions[0]._writer.is_closing()

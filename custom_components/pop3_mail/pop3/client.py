@@ -20,8 +20,10 @@ import time
 from typing import TYPE_CHECKING, Final, Self, cast
 
 from .errors import (
+    POP3AuthError,
     POP3ConnectionError,
     POP3Error,
+    POP3PlaintextRefusedError,
     POP3ProtocolError,
     POP3ResponseError,
     POP3STLSUnavailableError,
@@ -293,6 +295,8 @@ class POP3Session:
             raise POP3TLSError(f"TLS with {host}:{port} failed: {err}") from err
         except OSError as err:
             raise POP3ConnectionError(f"Cannot connect to {host}:{port}: {err}") from err
+        except UnicodeError as err:  # the IDNA codec refuses the name (empty or long label)
+            raise POP3ConnectionError(f"{host!r} is not a valid host name") from err
         self._tls = implicit is not None
 
     async def _negotiate(self) -> None:
@@ -314,9 +318,24 @@ class POP3Session:
             await self._send(Utf8())  # a -ERR only means we stay in ASCII
         await self._login()
         if self.capabilities.per_user:
-            self.capabilities = await self._capa()
+            reply = await self._send(Capa())
+            if reply.ok:  # a refusal now must not forget PIPELINING or LOGIN-DELAY
+                self.capabilities = cast(Capabilities, reply.value)
 
     async def _login(self) -> None:
+        try:
+            await self._login_once()
+        except POP3PlaintextRefusedError as err:
+            if self._tls:
+                # Over TLS, text such as "(use SSL)" cannot mean our connection is in the
+                # clear: it is a rejected login, which must start reauthentication.
+                raise POP3AuthError(err.text, err.code, err.command) from err
+            raise
+        except ValueError as err:
+            # CR, LF or NUL in the username or password: no server could accept it.
+            raise POP3AuthError(str(err)) from err
+
+    async def _login_once(self) -> None:
         username, password = self._settings.username, self._settings.password
         oauth2_token = self._settings.oauth2_token
         allow_cleartext = self._settings.security is Security.NONE
@@ -460,6 +479,13 @@ class POP3Session:
 
     async def _abort(self) -> None:
         """Exit by exception: QUIT only if no DELE was sent (so nothing is deleted), then close."""
+        try:
+            await self._say_goodbye()
+        finally:
+            # Also when cancelled while waiting for the QUIT answer: never leak the socket.
+            await self._close()
+
+    async def _say_goodbye(self) -> None:
         with contextlib.suppress(POP3Error, OSError, TimeoutError):
             if not self._dele_sent and not self._reader.at_eof() and not self._writer.is_closing():
                 if self._broken:
@@ -474,7 +500,6 @@ class POP3Session:
                         self._deadline, asyncio.get_running_loop().time() + QUIT_TIMEOUT
                     )
                     await self._send(Quit())
-        await self._close()
 
     async def _close(self) -> None:
         self._ended = time.monotonic()
