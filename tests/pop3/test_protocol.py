@@ -488,3 +488,29 @@ def test_connection_closed() -> None:
     idle.receive_data(b"")
     with pytest.raises(POP3ConnectionError, match=r"closed the connection$"):
         idle.next_event()
+
+
+@pytest.mark.parametrize(
+    ("command", "data"),
+    [
+        (Stat(), b"+OK " + b"9" * 5000 + b" 10\r\n"),
+        (List(1), b"+OK 1 " + b"9" * 5000 + b"\r\n"),
+        (List(), b"+OK\r\n1 " + b"9" * 5000 + b"\r\n.\r\n"),
+        (Uidl(), b"+OK\r\n" + b"9" * 5000 + b" uid\r\n.\r\n"),
+    ],
+    ids=["STAT", "LIST n", "LIST", "UIDL"],
+)
+def test_numbers_too_long_are_our_protocol_error(command: object, data: bytes) -> None:
+    """int() refuses numbers of over 4,300 digits with a ValueError: never let one escape."""
+    proto = connected()
+    proto.send(command)  # type: ignore[arg-type]
+    proto.receive_data(data)
+    with pytest.raises(POP3ProtocolError):
+        proto.next_event()
+
+
+def test_absurd_login_delay_reads_as_never() -> None:
+    caps = parse_capabilities(["LOGIN-DELAY " + "9" * 5000, "TOP"])
+    assert caps.login_delay == 10**12
+    assert caps.top
+    assert parse_capabilities(["LOGIN-DELAY ٣٠٠"]).login_delay is None  # not ASCII digits

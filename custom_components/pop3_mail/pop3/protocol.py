@@ -198,12 +198,15 @@ _TERMINATOR: Final = re.compile(rb"\n\.\r?\n")
 _LINE_END: Final = re.compile(rb"\r?\n")
 _STATUS: Final = re.compile(rb"(\+OK|-ERR)(?:[ \t]+(.*))?", re.IGNORECASE | re.DOTALL)
 _CODE: Final = re.compile(r"\[([^\]\s]+)\]\s*(.*)", re.DOTALL)
-_TWO_NUMBERS: Final = re.compile(rb"(\d+)[ \t]+(\d+)(?:[ \t].*)?", re.DOTALL)
-_NUMBER_AND_UID: Final = re.compile(rb"(\d+)[ \t]+([\x21-\xff]+)(?:[ \t].*)?", re.DOTALL)
+# Numbers of at most 20 digits: int() refuses very long ones with a ValueError, not ours.
+_TWO_NUMBERS: Final = re.compile(rb"(\d{1,20})[ \t]+(\d{1,20})(?:[ \t].*)?", re.DOTALL)
+_NUMBER_AND_UID: Final = re.compile(rb"(\d{1,20})[ \t]+([\x21-\xff]+)(?:[ \t].*)?", re.DOTALL)
 # Whole lines of a UIDL or LIST listing, matched in bulk as the chunks arrive: a listing
 # of 100,000 lines parsed in one go would hold the event loop for ~100 ms.
-_UIDL_LINES: Final = re.compile(rb"^(\d+)[ \t]+([\x21-\xff]+)(?:[ \t][^\n]*)?\r?\n", re.MULTILINE)
-_LIST_LINES: Final = re.compile(rb"^(\d+)[ \t]+(\d+)(?:[ \t][^\n]*)?\r?\n", re.MULTILINE)
+_UIDL_LINES: Final = re.compile(
+    rb"^(\d{1,20})[ \t]+([\x21-\xff]+)(?:[ \t][^\n]*)?\r?\n", re.MULTILINE
+)
+_LIST_LINES: Final = re.compile(rb"^(\d{1,20})[ \t]+(\d{1,20})(?:[ \t][^\n]*)?\r?\n", re.MULTILINE)
 _TIMESTAMP: Final = re.compile(r"<[^<>\s]*@[^<>\s]*>")
 _PLAINTEXT_HINT: Final = re.compile(
     r"plain\s*text|clear\s*text|\btls\b|\bssl\b|secure|encrypt", re.IGNORECASE
@@ -458,8 +461,9 @@ def parse_capabilities(lines: list[str]) -> Capabilities:
             flags[name] = True
         elif name == "SASL":
             sasl = tuple(word.upper() for word in words)
-        elif name == "LOGIN-DELAY" and words and words[0].isdecimal():
-            login_delay = int(words[0])
+        elif name == "LOGIN-DELAY" and words and words[0].isascii() and words[0].isdigit():
+            # Longer than 12 digits (30,000 years) is "never"; int() of 5,000 digits would raise.
+            login_delay = int(words[0]) if len(words[0]) <= 12 else 10**12
             per_user |= words[1:2] == ["USER"]
         elif name == "EXPIRE" and words:
             expire = words[0]
