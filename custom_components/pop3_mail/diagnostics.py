@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 
 from .const import CONF_ARCHIVE_FOLDER
@@ -64,4 +64,9 @@ async def async_get_config_entry_diagnostics(
             # Due for deletion but kept: the server's size or the file did not match the record.
             "unverified": coordinator.archive_unverified,
         }
+    last_check = diagnostics["last_check"]
+    username = str(entry.data.get(CONF_USERNAME) or "")
+    if last_check and last_check.get("error") and username:
+        # The server's own error text may quote the login name ("no such user alice").
+        last_check["error"] = last_check["error"].replace(username, REDACTED)
     return async_redact_data(diagnostics, TO_REDACT)

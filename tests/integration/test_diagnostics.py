@@ -158,3 +158,19 @@ async def test_diagnostics_after_failed_check(
     assert isinstance(last_check, dict)
     assert last_check["error"] == "The server refused to UIDL: [IN-USE] Mailbox is locked."
     assert last_check["new"] == 0
+
+
+async def test_diagnostics_error_text_hides_the_username(
+    hass: HomeAssistant,
+    hass_client: ClientSessionGenerator,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+) -> None:
+    """A server that names the user in its error does not leak it through diagnostics."""
+    pop3_server.faults.append(
+        Fault("STAT", err(f"[SYS/TEMP] Maildrop of {USERNAME} is busy"), repeat=True)
+    )
+    await init_integration.runtime_data.async_refresh()
+    diagnostics = await get_diagnostics_for_config_entry(hass, hass_client, init_integration)
+    assert diagnostics["last_check"]["error"].endswith("Maildrop of **REDACTED** is busy")
+    assert USERNAME not in str(diagnostics)
