@@ -10,7 +10,7 @@ from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, STORAGE_VERSION
 from .coordinator import Pop3MailConfigEntry, Pop3MailCoordinator, storage_key
-from .repairs import async_check_insecure_connection
+from .repairs import async_check_insecure_connection, async_delete_insecure_connection
 from .services import async_setup_services
 
 if TYPE_CHECKING:
@@ -42,11 +42,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> 
 
 async def async_unload_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> bool:
     """Remove the entities; the coordinator saves the mailbox state as it shuts down."""
+    # Not called for a setup that failed: its retries still send the password, so the
+    # insecure-connection issue stays up for them.
+    async_delete_insecure_connection(hass, entry.entry_id)
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
-    """Delete the saved mailbox state of a removed entry."""
+    """Delete the saved mailbox state (and any repair issue) of a removed entry."""
+    async_delete_insecure_connection(hass, entry.entry_id)
     store = Store[dict[str, object]](hass, STORAGE_VERSION, storage_key(entry.entry_id))
     await store.async_remove()
 

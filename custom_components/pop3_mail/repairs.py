@@ -50,8 +50,9 @@ def insecure_connection_issue_id(entry_id: str) -> str:
 def async_check_insecure_connection(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
     """Create or delete the `insecure_connection` issue of `entry`; call from setup.
 
-    The issue is deleted again when the entry unloads (so also when it is removed);
-    a reconfigure reloads the entry, which checks anew.
+    The issue stays while setup keeps failing and retrying (each retry still sends the
+    password); `async_delete_insecure_connection` removes it when the entry is unloaded
+    or removed. A reconfigure reloads the entry, which checks anew.
     """
     issue_id = insecure_connection_issue_id(entry.entry_id)
     if not is_insecure_connection(entry.data[CONF_SECURITY], entry.data[CONF_HOST]):
@@ -67,4 +68,9 @@ def async_check_insecure_connection(hass: HomeAssistant, entry: Pop3MailConfigEn
         translation_key=ISSUE_INSECURE_CONNECTION,
         translation_placeholders={"mailbox": entry.title, "host": entry.data[CONF_HOST]},
     )
-    entry.async_on_unload(lambda: ir.async_delete_issue(hass, DOMAIN, issue_id))
+
+
+@callback
+def async_delete_insecure_connection(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete the `insecure_connection` issue of an entry that is unloaded or removed."""
+    ir.async_delete_issue(hass, DOMAIN, insecure_connection_issue_id(entry_id))

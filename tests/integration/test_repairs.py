@@ -18,7 +18,8 @@ from custom_components.pop3_mail.repairs import (
     is_insecure_connection,
     is_loopback_host,
 )
-from tests.integration.conftest import INITIAL_MESSAGES, PASSWORD, USERNAME
+from tests.integration.conftest import INITIAL_MESSAGES, PASSWORD, USERNAME, login_faults
+from tests.servers.fake_pop3 import err
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
 
     from tests.servers.certs import TestPKI
+    from tests.servers.fake_pop3 import FakePOP3Server
     from tests.servers.fixtures import FakePOP3Factory
 
 REMOTE_HOST = "mail.example.com"
@@ -137,6 +139,27 @@ async def test_insecure_connection_issue(
     await hass.config_entries.async_remove(entry.entry_id)
     await hass.async_block_till_done()
     assert issue_registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+@pytest.mark.usefixtures("remote_host")
+async def test_issue_stays_while_setup_retries(
+    hass: HomeAssistant,
+    entry_data: dict[str, Any],
+    issue_registry: ir.IssueRegistry,
+    pop3_server: FakePOP3Server,
+) -> None:
+    """A failing setup retries, sending the password each time: the warning stays up."""
+    pop3_server.faults.extend(login_faults(err("[SYS/TEMP] try later")))
+    entry = remote_entry(entry_data)
+    entry.add_to_hass(hass)
+    assert not await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert issue_registry.async_get_issue(DOMAIN, insecure_connection_issue_id(entry.entry_id))
+
+    await hass.config_entries.async_remove(entry.entry_id)
+    await hass.async_block_till_done()
+    assert not issue_registry.async_get_issue(DOMAIN, insecure_connection_issue_id(entry.entry_id))
 
 
 @pytest.mark.usefixtures("remote_host")
