@@ -36,7 +36,7 @@ from custom_components.pop3_mail.services import (
     SERVICE_FETCH_MESSAGE,
     SERVICE_MARK_READ,
 )
-from tests.integration.conftest import INITIAL_MESSAGES, USERNAME, mail
+from tests.integration.conftest import INITIAL_MESSAGES, USERNAME, login_faults, mail
 from tests.servers.fake_pop3 import Fault, delay, drop, drop_mid_response, err, raw
 
 if TYPE_CHECKING:
@@ -398,7 +398,8 @@ async def test_auth_error_starts_reauth(
     hass: HomeAssistant, init_integration: MockConfigEntry, pop3_server: FakePOP3Server
 ) -> None:
     """Rejected credentials give a translated error and start reauthentication."""
-    pop3_server.faults.append(Fault("APOP", err("[AUTH] Authentication failed.")))
+    # Whichever login the client tries (APOP, then the plain way), the server refuses it.
+    pop3_server.faults.extend(login_faults(err("[AUTH] Authentication failed.")))
 
     with pytest.raises(HomeAssistantError) as raised:
         await call(hass, SERVICE_DELETE_MESSAGE, init_integration, uid="uid-1")

@@ -180,18 +180,59 @@ async def test_pipelining_a_batch_larger_than_the_window(fake_pop3: FakePOP3Fact
 
 
 async def test_apop_when_the_greeting_has_a_timestamp(fake_pop3: FakePOP3Factory) -> None:
-    """Without TLS APOP is preferred: the password never crosses the wire; a bad one fails."""
+    """Without TLS APOP is preferred: the password never crosses the wire; a bad one fails.
+
+    A refused APOP is tried once more the plain way (clear text is allowed here), which
+    refuses a wrong password too.
+    """
     server = await fake_pop3()
     async with session_to(server):
         pass
-    with pytest.raises(POP3AuthError, match=r"refused to APOP: \[AUTH\] Authentication failed"):
+    with pytest.raises(POP3AuthError, match=r"refused to AUTH: \[AUTH\] Authentication failed"):
         async with session_to(server, password="wrong"):
             pass
     await wait_closed(server)
     assert [s.commands for s in server.sessions] == [
         ["CAPA", "APOP alice ***", "QUIT"],
-        ["CAPA", "APOP alice ***", "QUIT"],
+        ["CAPA", "APOP alice ***", "AUTH PLAIN ***", "QUIT"],
     ]
+
+
+async def test_apop_refused_to_a_user_without_an_apop_secret(fake_pop3: FakePOP3Factory) -> None:
+    """qpopper-style: a timestamp in every greeting, APOP refused, USER/PASS accepted."""
+    server = await fake_pop3(capabilities=["USER", "TOP", "UIDL"])
+    server.faults.append(Fault("APOP", err("[AUTH] no APOP secret for this user")))
+    async with session_to(server):
+        pass
+    await wait_closed(server)
+    assert server.sessions[0].commands == [
+        "CAPA",
+        "APOP alice ***",
+        "USER alice",
+        "PASS ***",
+        "QUIT",
+    ]
+
+
+async def test_apop_refused_then_hung_up_reports_the_refusal(fake_pop3: FakePOP3Factory) -> None:
+    """A server that closes after refusing APOP: the refusal is the answer, not a lost line."""
+    server = await fake_pop3(capabilities=["USER", "TOP", "UIDL"])
+    server.faults.append(Fault("APOP", err("[AUTH] Authentication failed.")))
+    server.faults.append(Fault("USER", drop()))
+    with pytest.raises(POP3AuthError, match="refused to APOP"):
+        async with session_to(server):
+            pass
+
+
+async def test_apop_busy_is_final(fake_pop3: FakePOP3Factory) -> None:
+    """Only a refused login falls back: [IN-USE] and the like are answers for later."""
+    server = await fake_pop3()
+    server.faults.append(Fault("APOP", err("[IN-USE] locked")))
+    with pytest.raises(POP3InUseError):
+        async with session_to(server):
+            pass
+    await wait_closed(server)
+    assert server.sessions[0].commands == ["CAPA", "APOP alice ***", "QUIT"]
 
 
 async def test_user_pass_in_clear_only_with_security_none(fake_pop3: FakePOP3Factory) -> None:

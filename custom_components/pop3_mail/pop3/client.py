@@ -339,17 +339,37 @@ class POP3Session:
         username, password = self._settings.username, self._settings.password
         oauth2_token = self._settings.oauth2_token
         allow_cleartext = self._settings.security is Security.NONE
+        timestamp = apop_timestamp(self.greeting)
         method = choose_login(
             self.capabilities,
             tls=self._tls,
-            timestamp=apop_timestamp(self.greeting),
+            timestamp=timestamp,
             oauth2=oauth2_token is not None,
             allow_cleartext=allow_cleartext,
         )
         if method == "apop":
-            timestamp = cast(str, apop_timestamp(self.greeting))
-            await self._expect(Apop(username, apop_digest(timestamp, password)))
-        elif method == "user":
+            try:
+                await self._expect(Apop(username, apop_digest(cast(str, timestamp), password)))
+            except POP3AuthError as err:
+                # Servers such as qpopper put a timestamp in every greeting but refuse APOP
+                # to users without an APOP secret. With clear text allowed, USER/PASS or
+                # PLAIN may still work (RFC 1939 allows another try in AUTHORIZATION).
+                if type(err) is not POP3AuthError or not allow_cleartext:
+                    raise
+                method = choose_login(
+                    self.capabilities, tls=False, timestamp=None, oauth2=False, allow_cleartext=True
+                )
+                try:
+                    await self._login_with(method, username, password, oauth2_token)
+                except POP3ConnectionError:
+                    raise err from None  # the server hung up after the refusal: that was the answer
+            return
+        await self._login_with(method, username, password, oauth2_token)
+
+    async def _login_with(
+        self, method: str, username: str, password: str, oauth2_token: str | None
+    ) -> None:
+        if method == "user":
             await self._expect(User(username))
             await self._expect(Pass(password))
         elif method == "xoauth2":
