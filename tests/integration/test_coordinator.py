@@ -681,6 +681,17 @@ async def test_mark_read_and_forget(
 # -- archive --------------------------------------------------------------------------------
 
 
+async def setup_archiving(
+    hass: HomeAssistant, entry: MockConfigEntry, folder: Path, *, policy: str = "keep"
+) -> None:
+    """Add `entry` with an archive folder and a delete policy, and set it up."""
+    entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        entry, options={CONF_ARCHIVE_FOLDER: str(folder), CONF_DELETE_POLICY: policy}
+    )
+    await setup_entry(hass, entry)
+
+
 @pytest.fixture
 def archive_dir(hass: HomeAssistant, tmp_path: Path) -> Path:
     """The archive folder of the entry (not created yet)."""
@@ -698,12 +709,7 @@ async def test_archive_then_delete(
 
     The mail there at the first check (the baseline) is existing mail: never archived or deleted.
     """
-    mock_config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        mock_config_entry,
-        options={CONF_ARCHIVE_FOLDER: str(archive_dir), CONF_DELETE_POLICY: "after_archive"},
-    )
-    await setup_entry(hass, mock_config_entry)
+    await setup_archiving(hass, mock_config_entry, archive_dir, policy="after_archive")
     baseline_size = mock_config_entry.runtime_data.state.size
     pop3_server.mailbox.add(mail(3))
     coordinator = await check(hass, mock_config_entry)
@@ -743,11 +749,7 @@ async def test_archive_failure_raises_repair_issue(
 ) -> None:
     """An archive folder that cannot be written: a repair issue, events still fire; fixed, gone."""
     archive_dir.write_text("a file where the folder should be")
-    mock_config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        mock_config_entry, options={CONF_ARCHIVE_FOLDER: str(archive_dir)}
-    )
-    await setup_entry(hass, mock_config_entry)
+    await setup_archiving(hass, mock_config_entry, archive_dir)
     pop3_server.mailbox.add(mail(3))
     await check(hass, mock_config_entry)
     # The run after the check that announced uid-3 tries to archive it.
@@ -787,11 +789,7 @@ async def test_archive_session_failure_does_not_fail_the_check(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A server error while archiving is logged; the check that follows still announces."""
-    mock_config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        mock_config_entry, options={CONF_ARCHIVE_FOLDER: str(archive_dir)}
-    )
-    await setup_entry(hass, mock_config_entry)
+    await setup_archiving(hass, mock_config_entry, archive_dir)
     pop3_server.mailbox.add(mail(3))
     await check(hass, mock_config_entry)
     pop3_server.mailbox.add(mail(4))
@@ -815,12 +813,7 @@ async def test_archive_quit_failure_keeps_files_deletes_nothing(
     archive_dir: Path,
 ) -> None:
     """QUIT refused after archiving: the files count as archived, no message counts as gone."""
-    mock_config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        mock_config_entry,
-        options={CONF_ARCHIVE_FOLDER: str(archive_dir), CONF_DELETE_POLICY: "after_archive"},
-    )
-    await setup_entry(hass, mock_config_entry)
+    await setup_archiving(hass, mock_config_entry, archive_dir, policy="after_archive")
     pop3_server.mailbox.add(mail(3))
     pop3_server.mailbox.add(mail(4))
     await check(hass, mock_config_entry)
@@ -845,11 +838,7 @@ async def test_archive_and_check_take_turns_under_login_delay(
     archive_dir: Path,
 ) -> None:
     """A server that allows one login per LOGIN-DELAY gets one session per update."""
-    mock_config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        mock_config_entry, options={CONF_ARCHIVE_FOLDER: str(archive_dir)}
-    )
-    await setup_entry(hass, mock_config_entry)
+    await setup_archiving(hass, mock_config_entry, archive_dir)
     pop3_server.mailbox.add(mail(2))
 
     sessions = len(pop3_server.sessions)
@@ -974,11 +963,7 @@ async def test_archive_does_not_log_in_again_for_a_message_too_large(
     archive_dir: Path,
 ) -> None:
     """A message too large to archive costs one archive session, not one more login per update."""
-    mock_config_entry.add_to_hass(hass)
-    hass.config_entries.async_update_entry(
-        mock_config_entry, options={CONF_ARCHIVE_FOLDER: str(archive_dir)}
-    )
-    await setup_entry(hass, mock_config_entry)
+    await setup_archiving(hass, mock_config_entry, archive_dir)
     line = "x" * 998 + "\r\n"
     pop3_server.mailbox.add(mail(3, body=line * (DEFAULT_MAX_MESSAGE_BYTES // len(line) + 1)))
     await check(hass, mock_config_entry)
