@@ -69,6 +69,19 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+def scratch_config() -> Path:
+    """A copy of the committed config/ in a new temporary folder, for a headless run."""
+    config_dir = Path(tempfile.mkdtemp(prefix="pop3_mail_demo_")) / "config"
+    config_dir.mkdir()
+    for name in CONFIG_FILES:
+        source = CONFIG_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, config_dir / name)
+        else:
+            shutil.copy(source, config_dir / name)
+    return config_dir
+
+
 def free_port() -> int:
     """A TCP port nobody listens on at 127.0.0.1 right now."""
     with socket.socket() as sock:
@@ -457,14 +470,7 @@ def main() -> None:
     os.umask(0o022)
     if args.check:
         # A copy of config/ on a free port, so a demo already running is not disturbed.
-        config_dir = Path(tempfile.mkdtemp(prefix="pop3_mail_demo_")) / "config"
-        config_dir.mkdir()
-        for name in CONFIG_FILES:
-            source = CONFIG_DIR / name
-            if source.is_dir():
-                shutil.copytree(source, config_dir / name)
-            else:
-                shutil.copy(source, config_dir / name)
+        config_dir = scratch_config()
         demo = Demo(
             config_dir=config_dir,
             http_port=args.port or free_port(),

@@ -13,15 +13,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from pathlib import Path
 import shutil
 import sys
 import tempfile
 import time
 from typing import TYPE_CHECKING
 
-from demo.bootstrap import CONFIG_DIR, ROOT
-from demo.run import CONFIG_FILES, DEFAULT_INTERVAL, Demo, free_port, wait_for_mail
+from demo.bootstrap import ROOT
+from demo.run import DEFAULT_INTERVAL, Demo, free_port, scratch_config, wait_for_mail
 
 if TYPE_CHECKING:
     from playwright.async_api import BrowserContext, Page
@@ -162,14 +161,7 @@ async def run(demo: Demo) -> int:
 
 def main() -> None:
     """Command line of scripts/screenshots."""
-    config_dir = Path(tempfile.mkdtemp(prefix="pop3_mail_demo_")) / "config"
-    config_dir.mkdir()
-    for name in CONFIG_FILES:
-        source = CONFIG_DIR / name
-        if source.is_dir():
-            shutil.copytree(source, config_dir / name)
-        else:
-            shutil.copy(source, config_dir / name)
+    config_dir = scratch_config()
     demo = Demo(
         config_dir=config_dir,
         http_port=free_port(),
