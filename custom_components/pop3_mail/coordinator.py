@@ -191,12 +191,17 @@ def update_error(error: POP3Error, mailbox: str) -> ConfigEntryAuthFailed | Upda
         )
     return UpdateFailed(
         translation_domain=DOMAIN,
-        translation_key=_update_error_key(error),
+        translation_key=error_key(error),
         translation_placeholders=placeholders,
     )
 
 
-def _update_error_key(error: POP3Error) -> str:
+def error_key(error: POP3Error) -> str:
+    """Return the `exceptions` translation key that explains why a check failed.
+
+    Actions use the same keys, with an `action_` prefix where the text names the check
+    (see `helpers.translation_key_for`).
+    """
     match error:
         case POP3PlaintextRefusedError():
             return "plaintext_refused"

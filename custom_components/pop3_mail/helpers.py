@@ -8,20 +8,8 @@ from typing import TYPE_CHECKING
 from homeassistant.exceptions import HomeAssistantError
 
 from .const import DOMAIN
-from .pop3.errors import (
-    POP3AuthError,
-    POP3ConnectionError,
-    POP3Error,
-    POP3InUseError,
-    POP3LoginDelayError,
-    POP3PlaintextRefusedError,
-    POP3ProtocolError,
-    POP3ResponseError,
-    POP3STLSUnavailableError,
-    POP3TempError,
-    POP3TimeoutError,
-    POP3TLSError,
-)
+from .coordinator import error_key
+from .pop3.errors import POP3AuthError, POP3Error
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -30,29 +18,24 @@ if TYPE_CHECKING:
 
     from .coordinator import Pop3MailConfigEntry
 
-# Most specific first: the first class an error is an instance of decides its translation key.
-# Keys without the `action_` prefix are shared with the coordinator's errors; the others
-# would say "the check" where an action failed.
-_TRANSLATION_KEYS: tuple[tuple[type[POP3Error], str], ...] = (
-    (POP3PlaintextRefusedError, "plaintext_refused"),
-    (POP3InUseError, "action_mailbox_in_use"),
-    (POP3LoginDelayError, "action_login_delay"),
-    (POP3TempError, "action_server_busy"),
-    (POP3ResponseError, "action_server_error"),
-    (POP3TimeoutError, "timeout"),
-    (POP3TLSError, "tls_error"),
-    (POP3ConnectionError, "cannot_connect"),
-    (POP3STLSUnavailableError, "starttls_unavailable"),
-    (POP3ProtocolError, "protocol_error"),
+# Keys whose text fits an action as well as a check; the others say "the check", so actions
+# have `action_` variants of them.
+_SHARED_KEYS: frozenset[str] = frozenset(
+    {
+        "plaintext_refused",
+        "starttls_unavailable",
+        "tls_error",
+        "timeout",
+        "cannot_connect",
+        "protocol_error",
+    }
 )
 
 
 def translation_key_for(error: POP3Error) -> str:
     """Return the `exceptions` translation key that explains `error` to a person."""
-    for error_type, key in _TRANSLATION_KEYS:
-        if isinstance(error, error_type):
-            return key
-    return "action_unknown_error"
+    key = error_key(error)
+    return key if key in _SHARED_KEYS else f"action_{key}"
 
 
 @asynccontextmanager
