@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 from unittest.mock import patch
 
 from homeassistant.const import Platform
+from homeassistant.core import callback
 from homeassistant.helpers.event import async_track_state_change_event
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, snapshot_platform
@@ -44,7 +45,14 @@ async def test_fires_once_per_message(
 ) -> None:
     """Two new messages: two state changes, in arrival order, with the compact attributes."""
     changes: list[Event[EventStateChangedData]] = []
-    async_track_state_change_event(hass, NEW_MESSAGE, changes.append)
+
+    # A callback runs in the event loop as each change happens; a plain function would run
+    # in the executor, where two jobs may finish out of order.
+    @callback
+    def record(event: Event[EventStateChangedData]) -> None:
+        changes.append(event)
+
+    async_track_state_change_event(hass, NEW_MESSAGE, record)
     pop3_server.mailbox.add(mail(3, sender="Carol <carol@example.org>"))
     pop3_server.mailbox.add(mail(4))
     await init_integration.runtime_data.async_refresh()
