@@ -8,9 +8,16 @@
 `client` is the asyncio transport around it.
 """
 
-from .client import POP3Session, Security, SessionStats, connect, default_ssl_context
+from .client import (
+    PORT_PLAIN,
+    PORT_SSL,
+    POP3Session,
+    Security,
+    SessionStats,
+    connect,
+    default_ssl_context,
+)
 from .errors import (
-    TRANSIENT_ERRORS,
     POP3AuthError,
     POP3ConnectionError,
     POP3Error,
@@ -41,7 +48,8 @@ from .requests import (
 )
 
 __all__ = [
-    "TRANSIENT_ERRORS",
+    "PORT_PLAIN",
+    "PORT_SSL",
     "Capabilities",
     "Dele",
     "List",

@@ -66,6 +66,9 @@ PIPELINE_WINDOW: Final = 200
 QUIT_TIMEOUT: Final = 2.0
 _READ_SIZE: Final = 2**16
 _MAX_CHALLENGES: Final = 4
+#: The usual ports: POP3S (RFC 8314), and POP3 for clear text or STLS (RFC 1939).
+PORT_SSL: Final = 995
+PORT_PLAIN: Final = 110
 
 
 class Security(StrEnum):
@@ -123,7 +126,7 @@ def connect(
     return POP3Session(
         _Settings(
             host=host,
-            port=port if port is not None else 995 if security is Security.SSL else 110,
+            port=port if port is not None else PORT_SSL if security is Security.SSL else PORT_PLAIN,
             security=security,
             username=username,
             password=password,

@@ -70,11 +70,3 @@ class POP3TempError(POP3ResponseError):
 
 class POP3PermError(POP3ResponseError):
     """[SYS/PERM]: a permanent problem on the server."""
-
-
-#: Errors worth retrying later with backoff; none of them means the credentials are wrong.
-TRANSIENT_ERRORS: tuple[type[POP3Error], ...] = (
-    POP3InUseError,
-    POP3LoginDelayError,
-    POP3TempError,
-)
