@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Sequence
     import ssl
 
-    from custom_components.pop3_mail.coordinator import CheckFigures
+    from custom_components.pop3_mail.models import CheckFigures
     from custom_components.pop3_mail.sync.check import CheckOutcome
     from custom_components.pop3_mail.sync.state import MailboxState
 

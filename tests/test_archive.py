@@ -17,13 +17,9 @@ import aiofiles.os
 import aiofiles.threadpool.binary
 import pytest
 
-from custom_components.pop3_mail import archive as archive_module
-from custom_components.pop3_mail.archive import (
-    ArchiveError,
-    ArchiveReport,
-    MaildirArchive,
-    run_archive_session,
-)
+from custom_components.pop3_mail import maildir as maildir_module
+from custom_components.pop3_mail.archive_session import ArchiveReport, run_archive_session
+from custom_components.pop3_mail.maildir import ArchiveError, MaildirArchive
 from custom_components.pop3_mail.pop3 import (
     POP3ConnectionError,
     POP3Error,
@@ -127,7 +123,7 @@ async def test_store_fsyncs_file_before_rename_and_folder_after(
     archive = MaildirArchive(tmp_path)
     await archive.ensure()
     seen: list[tuple[str, list[str]]] = []
-    fsync_file, fsync_dir = archive_module._fsync_file, archive_module._fsync_dir
+    fsync_file, fsync_dir = maildir_module._fsync_file, maildir_module._fsync_dir
 
     def spy_file(fd: int) -> None:
         seen.append(("file", os.listdir(tmp_path / "new")))
@@ -137,8 +133,8 @@ async def test_store_fsyncs_file_before_rename_and_folder_after(
         seen.append((f"dir {path.name}", os.listdir(tmp_path / "new")))
         fsync_dir(path)
 
-    monkeypatch.setattr(archive_module, "_fsync_file", spy_file)
-    monkeypatch.setattr(archive_module, "_fsync_dir", spy_dir)
+    monkeypatch.setattr(maildir_module, "_fsync_file", spy_file)
+    monkeypatch.setattr(maildir_module, "_fsync_dir", spy_dir)
     record = await archive.store("uid-1", b"data\r\n", now=NOW)
     assert seen == [("file", []), ("dir new", [record.filename])]
 
@@ -212,7 +208,7 @@ async def test_find_makes_an_adopted_file_durable(
     b = await first.store("uid-b", b"bb\r\n", now=NOW)
     os.rename(tmp_path / "new" / b.filename, tmp_path / "cur" / f"{b.filename}:2,S")
     synced: list[tuple[str, Path]] = []
-    fsync_file, fsync_dir = archive_module._fsync_file, archive_module._fsync_dir
+    fsync_file, fsync_dir = maildir_module._fsync_file, maildir_module._fsync_dir
 
     def spy_file(fd: int) -> None:
         synced.append(("file", Path(os.readlink(f"/proc/self/fd/{fd}"))))
@@ -222,8 +218,8 @@ async def test_find_makes_an_adopted_file_durable(
         synced.append(("dir", path))
         fsync_dir(path)
 
-    monkeypatch.setattr(archive_module, "_fsync_file", spy_file)
-    monkeypatch.setattr(archive_module, "_fsync_dir", spy_dir)
+    monkeypatch.setattr(maildir_module, "_fsync_file", spy_file)
+    monkeypatch.setattr(maildir_module, "_fsync_dir", spy_dir)
     restarted = MaildirArchive(tmp_path, mailbox="m")
     assert await restarted.find("uid-a") is not None
     assert await restarted.find("uid-b") is not None
@@ -252,7 +248,7 @@ async def test_find_follows_a_file_moved_while_adopting(
             os.rename(path, moved)
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr(archive_module.aiofiles, "open", open_after_a_move)
+    monkeypatch.setattr(maildir_module.aiofiles, "open", open_after_a_move)
     found = await MaildirArchive(tmp_path, mailbox="m").find("uid-a")
 
     assert found is not None
@@ -271,7 +267,7 @@ async def test_adoption_that_cannot_be_made_durable_records_and_deletes_nothing(
     def broken(fd: int) -> None:
         raise OSError(errno.EIO, "I/O error")
 
-    monkeypatch.setattr(archive_module, "_fsync_file", broken)
+    monkeypatch.setattr(maildir_module, "_fsync_file", broken)
     report = await run(server, state, MaildirArchive(tmp_path), policy="after_archive")
 
     assert report.error is not None
@@ -362,7 +358,7 @@ async def test_fsync_failure_is_not_durable(
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(archive_module, "_fsync_file", no_space)
+    monkeypatch.setattr(maildir_module, "_fsync_file", no_space)
     with pytest.raises(ArchiveError) as caught:
         await archive.store("uid-1", b"data\r\n", now=NOW)
     assert caught.value.reason == "disk_full"
@@ -380,7 +376,7 @@ async def test_folder_fsync_failure_removes_the_file(
     def io_error(path: Path) -> None:
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(archive_module, "_fsync_dir", io_error)
+    monkeypatch.setattr(maildir_module, "_fsync_dir", io_error)
     with pytest.raises(ArchiveError) as caught:
         await archive.store("uid-1", b"data\r\n", now=NOW)
     assert caught.value.reason == "other"

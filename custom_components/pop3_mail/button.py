@@ -34,4 +34,4 @@ class Pop3MailMarkReadButton(Pop3MailEntity, ButtonEntity):
 
     async def async_press(self) -> None:
         """Mark every message read."""
-        await self.coordinator.async_mark_read(None)
+        self.coordinator.async_mark_read(None)

@@ -50,16 +50,10 @@ from .const import (
     MIN_KEEP_DAYS,
     MIN_SCAN_INTERVAL,
 )
-from .coordinator import mailbox_name, open_session
+from .errors import error_keys
 from .pop3 import Security
-from .pop3.errors import (
-    POP3AuthError,
-    POP3Error,
-    POP3PlaintextRefusedError,
-    POP3STLSUnavailableError,
-    POP3TimeoutError,
-    POP3TLSError,
-)
+from .pop3.errors import POP3Error
+from .session import mailbox_name, open_session
 from .sync.retention import DeletePolicy
 
 if TYPE_CHECKING:
@@ -144,22 +138,6 @@ def mailbox_unique_id(data: Mapping[str, Any]) -> str:
     return mailbox_name(data).lower()
 
 
-def login_error_key(error: POP3Error) -> str:
-    """Return the `errors` key that explains why a login attempt failed."""
-    match error:
-        case POP3AuthError():
-            return "invalid_auth"
-        case POP3PlaintextRefusedError():
-            return "plaintext_refused"
-        case POP3STLSUnavailableError():
-            return "starttls_unavailable"
-        case POP3TLSError():
-            return "ssl_error"
-        case POP3TimeoutError():
-            return "timeout"
-    return "cannot_connect"
-
-
 async def async_try_login(data: Mapping[str, Any]) -> dict[str, str]:
     """Log in to the mailbox `data` describes and out again; return the form's errors."""
     try:
@@ -167,7 +145,7 @@ async def async_try_login(data: Mapping[str, Any]) -> dict[str, str]:
             pass
     except POP3Error as error:
         LOGGER.debug("Logging in to %s failed: %s", mailbox_name(data), error)
-        return {"base": login_error_key(error)}
+        return {"base": error_keys(error).form}
     except Exception:  # noqa: BLE001  (the form must show an error, whatever went wrong)
         LOGGER.exception("Unexpected error logging in to %s", mailbox_name(data))
         return {"base": "unknown"}

@@ -27,8 +27,6 @@ CONF_KEEP_DAYS: Final = "keep_days"
 
 DEFAULT_SECURITY: Final = Security.SSL
 DEFAULT_VERIFY_SSL: Final = True
-PORT_SSL: Final = 995
-PORT_PLAIN: Final = 110
 
 DEFAULT_SCAN_INTERVAL: Final = 60
 MIN_SCAN_INTERVAL: Final = 10

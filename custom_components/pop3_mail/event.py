@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
@@ -10,11 +10,10 @@ from homeassistant.core import HomeAssistant, callback
 from .entity import Pop3MailEntity
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
     from .coordinator import Pop3MailConfigEntry
+    from .models import NewMessageEventData
 
 # The coordinator does the talking; the entity only relays what it found.
 PARALLEL_UPDATES = 0
@@ -50,7 +49,7 @@ class Pop3MailNewMessageEvent(Pop3MailEntity, EventEntity):
         self.async_on_remove(self.coordinator.async_add_message_listener(self._handle_message))
 
     @callback
-    def _handle_message(self, message: Mapping[str, Any]) -> None:
+    def _handle_message(self, message: NewMessageEventData) -> None:
         """Fire the event for one new message."""
         self._trigger_event(
             EVENT_TYPE_NEW_MESSAGE, {key: message.get(key) for key in ENTITY_EVENT_KEYS}

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-    from .coordinator import MailboxData, Pop3MailConfigEntry
+    from .coordinator import Pop3MailConfigEntry
+    from .models import MailboxData
 
 # The coordinator does the talking; sensors only read what it found.
 PARALLEL_UPDATES = 0

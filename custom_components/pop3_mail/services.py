@@ -176,15 +176,16 @@ def async_setup_services(hass: HomeAssistant) -> None:
             number, size = await _find_message(session, entry, uid)
             await session.dele(number)
         # The server deleted it at QUIT, on leaving the session.
-        await coordinator.async_forget([uid], freed_bytes=size)
+        coordinator.async_forget([uid], freed_bytes=size)
 
-    async def mark_read(call: ServiceCall) -> None:
+    @callback
+    def mark_read(call: ServiceCall) -> None:
         entry = _loaded_entry(hass, call.data[ATTR_CONFIG_ENTRY_ID])
         coordinator = entry.runtime_data
         uid: str | None = call.data.get(ATTR_UID)
         if uid is not None and _expected_number(coordinator.state, uid) is None:
             raise _unknown_uid(entry, uid)
-        await coordinator.async_mark_read(uid)
+        coordinator.async_mark_read(uid)
 
     # Reading and deleting someone's mail is for administrators (checked in the handlers);
     # marking read is what the mark-read button does for every user.

@@ -117,7 +117,7 @@ async def test_user_without_port_uses_default(hass: HomeAssistant) -> None:
         CONF_PASSWORD: PASSWORD,
         CONF_VERIFY_SSL: True,
     }
-    with patch("custom_components.pop3_mail.coordinator.connect", fake_connect):
+    with patch("custom_components.pop3_mail.session.connect", fake_connect):
         result = await hass.config_entries.flow.async_configure(flow_id, data)
         assert result["errors"] == {"base": "unknown"}
         result = await hass.config_entries.flow.async_configure(
@@ -201,7 +201,7 @@ async def test_user_ssl_with_trusted_ca(
     server = await fake_pop3(stls_context=test_pki.server_context())
     flow_id = await start_user_flow(hass)
     with patch(
-        "custom_components.pop3_mail.coordinator.ssl_context_for",
+        "custom_components.pop3_mail.session.ssl_context_for",
         lambda verify_ssl: test_pki.client_context(),
     ):
         result = await hass.config_entries.flow.async_configure(
@@ -235,7 +235,7 @@ async def test_user_timeout(hass: HomeAssistant, pop3_server: FakePOP3Server) ->
     """A server that does not answer in time: timeout."""
     pop3_server.faults.append(Fault("CAPA", delay(2)))
     flow_id = await start_user_flow(hass)
-    with patch("custom_components.pop3_mail.coordinator.COMMAND_TIMEOUT", 0.2):
+    with patch("custom_components.pop3_mail.session.COMMAND_TIMEOUT", 0.2):
         result = await hass.config_entries.flow.async_configure(flow_id, user_input(pop3_server))
     assert result["errors"] == {"base": "timeout"}
 

@@ -23,7 +23,7 @@ from pytest_homeassistant_custom_component.common import (
 )
 
 from custom_components.pop3_mail import coordinator as coordinator_module
-from custom_components.pop3_mail.archive import DEFAULT_MAX_MESSAGE_BYTES
+from custom_components.pop3_mail.archive_session import DEFAULT_MAX_MESSAGE_BYTES
 from custom_components.pop3_mail.const import (
     CONF_ARCHIVE_FOLDER,
     CONF_DELETE_POLICY,
@@ -32,13 +32,9 @@ from custom_components.pop3_mail.const import (
     EVENT_NEW_MESSAGE,
     ISSUE_ARCHIVE_FAILED,
 )
-from custom_components.pop3_mail.coordinator import (
-    LastMessage,
-    MailboxData,
-    Pop3MailCoordinator,
-    backoff_interval,
-    update_error,
-)
+from custom_components.pop3_mail.coordinator import Pop3MailCoordinator, backoff_interval
+from custom_components.pop3_mail.errors import update_error
+from custom_components.pop3_mail.models import LastMessageData, MailboxData
 from custom_components.pop3_mail.pop3.errors import (
     POP3AuthError,
     POP3ConnectionError,
@@ -114,7 +110,7 @@ async def test_baseline_announces_nothing(
         count=2,
         size=coordinator.state.size,
         unread=0,
-        last_message=LastMessage(
+        last_message=LastMessageData(
             uid="uid-2",
             sender="bob@example.com",
             subject="Message 2",
@@ -451,7 +447,7 @@ async def test_fault_then_recovery_announces_exactly_once(
     coordinator: Pop3MailCoordinator = init_integration.runtime_data
     before = coordinator.state
     pop3_server.faults.extend(Fault(f.command, f.action, nth=f.nth, repeat=f.repeat) for f in fault)
-    with patch("custom_components.pop3_mail.coordinator.COMMAND_TIMEOUT", 0.5):
+    with patch("custom_components.pop3_mail.session.COMMAND_TIMEOUT", 0.5):
         await check(hass, init_integration)
 
     assert not coordinator.last_update_success
@@ -653,23 +649,23 @@ async def test_mark_read_and_forget(
     coordinator = await check(hass, init_integration)
     assert hass.states.get(UNREAD).state == "3"
 
-    await coordinator.async_mark_read("uid-3")
+    coordinator.async_mark_read("uid-3")
     await hass.async_block_till_done()
     assert hass.states.get(UNREAD).state == "2"
 
-    await coordinator.async_forget(["uid-4"])
+    coordinator.async_forget(["uid-4"])
     await hass.async_block_till_done()
     assert hass.states.get(UNREAD).state == "1"
     assert hass.states.get(MESSAGES).state == "4"
 
-    await coordinator.async_mark_read(None)
+    coordinator.async_mark_read(None)
     await hass.async_block_till_done()
     assert hass.states.get(UNREAD).state == "0"
     assert len(events) == 3
 
     # Nothing left to change: the state object stays the same.
     state = coordinator.state
-    await coordinator.async_mark_read("uid-5")
+    coordinator.async_mark_read("uid-5")
     assert coordinator.state is state
 
     await hass.config_entries.async_unload(init_integration.entry_id)

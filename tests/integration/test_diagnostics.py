@@ -12,8 +12,8 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from syrupy.filters import props
 
+from custom_components.pop3_mail.archiver import UNVERIFIED_RETRY_SECONDS
 from custom_components.pop3_mail.const import CONF_ARCHIVE_FOLDER, CONF_DELETE_POLICY
-from custom_components.pop3_mail.coordinator import UNVERIFIED_RETRY_SECONDS
 from custom_components.pop3_mail.diagnostics import async_get_config_entry_diagnostics
 from tests.integration.conftest import PASSWORD, USERNAME, mail
 from tests.servers.fake_pop3 import Fault, err

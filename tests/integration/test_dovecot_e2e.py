@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 def trust_test_ca(dovecot: DovecotServer) -> Iterator[None]:
     """Make the integration's TLS contexts trust the test CA that signed Dovecot's certificate."""
     with patch(
-        "custom_components.pop3_mail.coordinator.ssl_context_for",
+        "custom_components.pop3_mail.session.ssl_context_for",
         lambda verify_ssl: dovecot.pki.client_context(),
     ):
         yield

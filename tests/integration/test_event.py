@@ -78,6 +78,6 @@ async def test_stops_listening_when_unloaded(
 ) -> None:
     """Unloading removes the entity's listener from the coordinator."""
     coordinator = init_integration.runtime_data
-    assert len(coordinator._message_listeners) == 1
+    assert coordinator.announcer.listener_count == 1
     await hass.config_entries.async_unload(init_integration.entry_id)
-    assert coordinator._message_listeners == []
+    assert coordinator.announcer.listener_count == 0

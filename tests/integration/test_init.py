@@ -13,7 +13,7 @@ import pytest
 import custom_components.pop3_mail
 from custom_components.pop3_mail.button import MARK_READ
 from custom_components.pop3_mail.const import CONF_SCAN_INTERVAL, DOMAIN, ISSUE_ARCHIVE_FAILED
-from custom_components.pop3_mail.coordinator import update_error
+from custom_components.pop3_mail.errors import update_error
 from custom_components.pop3_mail.event import NEW_MESSAGE
 from custom_components.pop3_mail.pop3.errors import (
     POP3AuthError,

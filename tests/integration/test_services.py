@@ -361,7 +361,7 @@ async def test_fetch_message_timeout(
     pop3_server.faults.append(Fault("UIDL", delay(2)))
 
     with (
-        patch("custom_components.pop3_mail.coordinator.COMMAND_TIMEOUT", 0.2),
+        patch("custom_components.pop3_mail.session.COMMAND_TIMEOUT", 0.2),
         pytest.raises(HomeAssistantError) as raised,
     ):
         await call(hass, SERVICE_FETCH_MESSAGE, init_integration, uid="uid-3")

@@ -1,0 +1,111 @@
+"""Announcing new mail: the bus event and the event entity, once per message, in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+
+from .const import DOMAIN, EVENT_NEW_MESSAGE, LOGGER, MAX_EVENT_BYTES
+from .sync.message import fit_event
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from homeassistant.config_entries import ConfigEntry
+
+    from .models import NewMessageEventData
+
+type MessageListener = Callable[[NewMessageEventData], None]
+
+
+class Announcer:
+    """Holds the new mail of a mailbox until it can be announced, then announces it.
+
+    Mail found before the entities exist (the first check of a setup) waits until
+    `async_start`, so it reaches the event entity and carries the device id.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry[Any],
+        mailbox: str,
+        on_announced: Callable[[], None],
+    ) -> None:
+        """Announce the mail of `entry`; `on_announced` runs after each announced batch."""
+        self._hass = hass
+        self._entry = entry
+        self._mailbox = mailbox
+        self._on_announced = on_announced
+        self._listeners: list[MessageListener] = []
+        self._pending: list[dict[str, Any]] = []
+        self._started = False
+
+    @property
+    def pending(self) -> Sequence[dict[str, Any]]:
+        """Event data (without the entry's keys) of mail found but not announced yet."""
+        return self._pending
+
+    @property
+    def listener_count(self) -> int:
+        """How many event entities listen."""
+        return len(self._listeners)
+
+    @callback
+    def async_add_listener(self, listener: MessageListener) -> CALLBACK_TYPE:
+        """Call `listener` with the event data of every new message; returns the remover."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    @callback
+    def queue(self, messages: Sequence[dict[str, Any]]) -> None:
+        """Take the event data of new messages, in arrival order, to announce next."""
+        self._pending.extend(messages)
+
+    @callback
+    def async_start(self) -> None:
+        """Announce from now on, starting with what is pending."""
+        self._started = True
+        self.async_announce()
+
+    @callback
+    def async_announce(self) -> None:
+        """Fire the bus event and the event entity for each pending message, in order."""
+        if not self._started:
+            return
+        pending, self._pending = self._pending, []
+        if not pending:
+            return
+        entry_id = self._entry.entry_id
+        device_id = next(
+            (
+                device.id
+                for device in dr.async_entries_for_config_entry(dr.async_get(self._hass), entry_id)
+                if (DOMAIN, entry_id) in device.identifiers
+            ),
+            None,
+        )
+        for data in pending:
+            message = cast(
+                "NewMessageEventData",
+                fit_event(
+                    {
+                        **data,
+                        "entry_id": entry_id,
+                        "device_id": device_id,
+                        "mailbox": self._mailbox,
+                    },
+                    MAX_EVENT_BYTES,
+                ),
+            )
+            self._hass.bus.async_fire(EVENT_NEW_MESSAGE, message)
+            for listener in list(self._listeners):
+                try:
+                    listener(message)
+                except Exception:  # noqa: BLE001
+                    # One failing listener must not cost the others, or later mail, its event.
+                    LOGGER.exception("Error announcing a message of %s", self._mailbox)
+        self._on_announced()
