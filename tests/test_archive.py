@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 import errno
+import hashlib
 import os
 from pathlib import Path
 import re
+import time
 from typing import TYPE_CHECKING, Any
 
 import aiofiles.os
@@ -28,7 +30,13 @@ from custom_components.pop3_mail.pop3 import (
     connect,
 )
 from custom_components.pop3_mail.sync.retention import SECONDS_PER_DAY, DeletePolicy, has_work
-from custom_components.pop3_mail.sync.state import ArchiveRecord, MailboxState, forget
+from custom_components.pop3_mail.sync.state import (
+    ArchiveRecord,
+    MailboxState,
+    forget,
+    from_dict,
+    to_dict,
+)
 from tests.servers.fake_pop3 import FakePOP3Server, Fault, drop, drop_mid_response, err
 
 if TYPE_CHECKING:
@@ -109,6 +117,7 @@ async def test_store_writes_maildir_file_atomically(tmp_path: Path) -> None:
         filename=f"{int(NOW)}.{archive.tag('uid-1')}.ha.local,S={len(EIGHT_BIT)}",
         size=len(EIGHT_BIT),
         archived_at=NOW,
+        digest=hashlib.sha256(EIGHT_BIT).hexdigest(),
     )
     assert files(tmp_path / "mail") == {record.filename: EIGHT_BIT}
     assert files(tmp_path / "mail", "tmp") == {}
@@ -188,13 +197,13 @@ async def test_find_adopts_file_after_restart(tmp_path: Path) -> None:
     os.rename(tmp_path / "new" / b.filename, tmp_path / "cur" / f"{b.filename}:2,S")
 
     restarted = MaildirArchive(tmp_path, mailbox="m")
-    found_a = await restarted.find("uid-a")
-    found_b = await restarted.find("uid-b")
+    found_a = await restarted.find("uid-a", b"aaaa\r\n")
+    found_b = await restarted.find("uid-b", b"bb\r\n")
     assert found_a is not None
     assert (found_a.filename, found_a.size) == (a.filename, 6)
     assert found_b is not None
     assert (found_b.filename, found_b.size) == (f"{b.filename}:2,S", 4)
-    assert await restarted.find("uid-c") is None
+    assert await restarted.find("uid-c", b"aaaa\r\n") is None
     assert await restarted.file_size(b) == 4  # the record kept its old name: found in cur/
 
 
@@ -221,8 +230,8 @@ async def test_find_makes_an_adopted_file_durable(
     monkeypatch.setattr(maildir_module, "_fsync_file", spy_file)
     monkeypatch.setattr(maildir_module, "_fsync_dir", spy_dir)
     restarted = MaildirArchive(tmp_path, mailbox="m")
-    assert await restarted.find("uid-a") is not None
-    assert await restarted.find("uid-b") is not None
+    assert await restarted.find("uid-a", b"aaaa\r\n") is not None
+    assert await restarted.find("uid-b", b"bb\r\n") is not None
     assert synced == [
         ("file", tmp_path / "new" / a.filename),
         ("dir", tmp_path / "new"),
@@ -249,7 +258,7 @@ async def test_find_follows_a_file_moved_while_adopting(
         return real_open(path, *args, **kwargs)
 
     monkeypatch.setattr(maildir_module.aiofiles, "open", open_after_a_move)
-    found = await MaildirArchive(tmp_path, mailbox="m").find("uid-a")
+    found = await MaildirArchive(tmp_path, mailbox="m").find("uid-a", b"aaaa\r\n")
 
     assert found is not None
     assert (found.filename, found.size) == (moved.name, 6)
@@ -283,7 +292,7 @@ async def test_mailboxes_sharing_a_folder_do_not_collide(tmp_path: Path) -> None
     bob = MaildirArchive(tmp_path, mailbox="bob@h")
     await alice.ensure()
     await alice.store("uid-1", b"alice\r\n", now=NOW)
-    assert await bob.find("uid-1") is None
+    assert await bob.find("uid-1", b"alice\r\n") is None
     await bob.store("uid-1", b"bob\r\n", now=NOW)
     assert sorted(files(tmp_path).values()) == [b"alice\r\n", b"bob\r\n"]
 
@@ -345,7 +354,7 @@ async def test_write_failure_is_typed_and_leaves_nothing(
     assert caught.value.reason == reason
     assert files(tmp_path) == {}
     assert files(tmp_path, "tmp") == {}
-    assert await archive.find("uid-1") is None
+    assert await archive.find("uid-1", b"data\r\n") is None
 
 
 async def test_fsync_failure_is_not_durable(
@@ -382,7 +391,7 @@ async def test_folder_fsync_failure_removes_the_file(
     assert caught.value.reason == "other"
     assert files(tmp_path) == {}
     assert files(tmp_path, "tmp") == {}
-    assert await archive.find("uid-1") is None
+    assert await archive.find("uid-1", b"data\r\n") is None
 
 
 async def test_no_free_space_is_refused_before_writing(
@@ -415,7 +424,7 @@ async def test_unreadable_folder_is_typed(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(aiofiles.os, "listdir", denied)
     with pytest.raises(ArchiveError) as caught:
-        await archive.find("uid-1")
+        await archive.find("uid-1", b"x\r\n")
     assert caught.value.reason == "not_writable"
     assert await archive.file_size(record) is None
 
@@ -632,7 +641,10 @@ async def test_disk_full_midway_deletes_only_what_is_archived(
 async def test_crash_before_recording_adopts_the_file(
     fake_pop3: FakePOP3Factory, tmp_path: Path
 ) -> None:
-    """Files written but the state never saved: the next run adopts them, no RETR, no copy."""
+    """Files written but the state never saved: the next run adopts them, no copy.
+
+    Each message is retrieved again: only its bytes can show that the file is its copy.
+    """
     server = await fake_pop3(messages=[DOT_STUFFED, EIGHT_BIT, message(3)])
     state = known(server)
     lost = await run(server, state, MaildirArchive(tmp_path), policy="keep")
@@ -646,7 +658,8 @@ async def test_crash_before_recording_adopts_the_file(
     assert {uid: r.filename for uid, r in report.archived.items()} == {
         uid: r.filename for uid, r in lost.archived.items()
     }
-    assert commands(server, "RETR") == []
+    assert commands(server, "RETR") == ["RETR 1", "RETR 2", "RETR 3"]
+    assert report.bytes_written == 0
     assert files(tmp_path) == before
     assert report.deleted == ["uid-1", "uid-2", "uid-3"]
     assert server.mailbox.uids() == []
@@ -1041,3 +1054,180 @@ async def test_default_clock_is_the_wall_clock(
     freezer.tick(1)
     assert (await archive_run(state)).deleted == ["uid-1"]
     assert server.mailbox.uids() == []
+
+
+# --- Trust: a reused uid, planted links, crash litter --------------------------------------
+
+
+def same_size_other_mail(n: int) -> bytes:
+    """Another message exactly as long as `message(n)`: only its bytes tell them apart."""
+    other = message(n).replace(b"body", b"BODY")
+    assert other != message(n)
+    assert len(other) == len(message(n))
+    return other
+
+
+@pytest.mark.parametrize("size", ["same", "other"])
+async def test_reused_uid_is_archived_anew_not_adopted(
+    fake_pop3: FakePOP3Factory, tmp_path: Path, size: str
+) -> None:
+    """A server gives an archived-and-deleted uid to a new message: the new bytes are archived.
+
+    Under after_archive the new message is deleted only once its own bytes are in a file;
+    the old file is neither adopted for it nor replaced.
+    """
+    server = await fake_pop3(messages=[message(1)])
+    archive = MaildirArchive(tmp_path, mailbox="m")
+    state = known(server)
+    first = await run(server, state, archive, policy="after_archive")
+    assert first.deleted == ["uid-1"]
+    state = commit(state, first)
+    assert state.archived == {}
+
+    new = same_size_other_mail(1) if size == "same" else message(1, 500)
+    server.mailbox.add(new, uid="uid-1")
+    state = replace(state, known_uids=("uid-1",), size=len(new))  # the check announced it
+    # A fresh archive object: the file index is listed from disk, as after a restart.
+    report = await run(server, state, MaildirArchive(tmp_path, mailbox="m"), policy="after_archive")
+
+    assert report.adopted == []
+    assert report.archived["uid-1"].digest == hashlib.sha256(new).hexdigest()
+    assert sorted(files(tmp_path).values()) == sorted([message(1), new])
+    assert files(tmp_path)[report.archived["uid-1"].filename] == new
+    assert report.deleted == ["uid-1"]
+    assert server.mailbox.uids() == []
+
+
+async def test_reused_uid_with_a_record_is_not_deleted_for_the_old_file(
+    fake_pop3: FakePOP3Factory, tmp_path: Path
+) -> None:
+    """The server swaps the message behind a recorded uid (same size): no DELE under after_days."""
+    server = await fake_pop3(messages=[message(1)])
+    archive = MaildirArchive(tmp_path, mailbox="m")
+    state = known(server)
+    kept = await run(server, state, archive, policy="keep")
+    state = commit(state, kept)
+    server.mailbox.remove("uid-1")
+    server.mailbox.add(same_size_other_mail(1), uid="uid-1")
+
+    later = NOW + 30 * SECONDS_PER_DAY
+    report = await run(server, state, archive, policy="after_days", keep_days=14, now=later)
+
+    assert report.deleted == []
+    assert report.unverified == ["uid-1"]
+    assert commands(server, "DELE") == []
+    assert server.mailbox.uids() == ["uid-1"]
+
+
+async def test_deferred_deletion_of_a_matching_copy_goes_ahead(
+    fake_pop3: FakePOP3Factory, tmp_path: Path
+) -> None:
+    """after_days: the server still holds the archived bytes, so the message is deleted."""
+    server = await fake_pop3(messages=[message(1)])
+    archive = MaildirArchive(tmp_path, mailbox="m")
+    state = known(server)
+    state = commit(state, await run(server, state, archive, policy="keep"))
+
+    later = NOW + 30 * SECONDS_PER_DAY
+    report = await run(server, state, archive, policy="after_days", keep_days=14, now=later)
+
+    assert report.deleted == ["uid-1"]
+    assert commands(server, "RETR") == ["RETR 1"]  # the bytes are compared before DELE
+    assert server.mailbox.uids() == []
+
+
+async def test_a_record_of_an_older_version_without_digest_is_checked_by_bytes(
+    fake_pop3: FakePOP3Factory, tmp_path: Path
+) -> None:
+    """Records saved before digests existed: the file's bytes are compared with the server's."""
+    server = await fake_pop3(messages=[message(1), message(2)])
+    archive = MaildirArchive(tmp_path, mailbox="m")
+    state = known(server)
+    report = await run(server, state, archive, policy="keep")
+    legacy = {uid: replace(record, digest=None) for uid, record in report.archived.items()}
+    state = replace(state, archived=legacy)
+    server.mailbox.remove("uid-2")
+    server.mailbox.add(same_size_other_mail(2), uid="uid-2")
+
+    later = NOW + 30 * SECONDS_PER_DAY
+    report = await run(server, state, archive, policy="after_days", keep_days=14, now=later)
+
+    assert report.deleted == ["uid-1"]
+    assert report.unverified == ["uid-2"]
+    assert server.mailbox.uids() == ["uid-2"]
+
+
+async def test_a_symlink_planted_in_tmp_is_not_followed(tmp_path: Path) -> None:
+    """A link at the tmp name (anyone who can write tmp/) never redirects the write."""
+    archive = MaildirArchive(tmp_path / "mail", mailbox="m", hostname="h")
+    await archive.ensure()
+    victim = tmp_path / "secrets.yaml"
+    victim.write_bytes(b"keep me\n")
+    (tmp_path / "mail" / "tmp" / f"{archive.tag('uid-1')}.h").symlink_to(victim)
+
+    record = await archive.store("uid-1", b"the mail\r\n", now=NOW)
+
+    assert victim.read_bytes() == b"keep me\n"
+    path = tmp_path / "mail" / "new" / record.filename
+    assert not path.is_symlink()
+    assert path.read_bytes() == b"the mail\r\n"
+    assert files(tmp_path / "mail", "tmp") == {}
+
+
+async def test_a_symlink_planted_after_the_cleanup_stops_the_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link planted between our cleanup and our open: the open fails, nothing is written."""
+    archive = MaildirArchive(tmp_path / "mail", mailbox="m", hostname="h")
+    await archive.ensure()
+    victim = tmp_path / "secrets.yaml"
+    victim.write_bytes(b"keep me\n")
+    link = tmp_path / "mail" / "tmp" / f"{archive.tag('uid-1')}.h"
+    discard = MaildirArchive._discard
+
+    async def replant(self: MaildirArchive, path: Path) -> None:
+        await discard(self, path)
+        if path == link and not link.is_symlink():
+            link.symlink_to(victim)
+
+    monkeypatch.setattr(MaildirArchive, "_discard", replant)
+    with pytest.raises(ArchiveError):
+        await archive.store("uid-1", b"the mail\r\n", now=NOW)
+    assert victim.read_bytes() == b"keep me\n"
+    assert files(tmp_path / "mail") == {}
+
+
+async def test_stale_tmp_files_are_cleaned_up_fresh_ones_kept(tmp_path: Path) -> None:
+    """Files a crash left in tmp/ over 36 hours ago go; younger ones may be in use and stay."""
+    for sub in ("tmp", "new", "cur"):
+        (tmp_path / sub).mkdir()
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"keep me\n")
+    old = time.time() - 37 * 3600
+    fresh = time.time() - 35 * 3600
+    tmp = tmp_path / "tmp"
+    (tmp / "crashed").write_bytes(b"half a message")
+    os.utime(tmp / "crashed", (old, old))
+    (tmp / "in-progress").write_bytes(b"another writer")
+    os.utime(tmp / "in-progress", (fresh, fresh))
+    (tmp / "old-link").symlink_to(victim)
+    os.utime(tmp / "old-link", (old, old), follow_symlinks=False)
+    (tmp / "a-folder").mkdir()
+    os.utime(tmp / "a-folder", (old, old))
+
+    await MaildirArchive(tmp_path).ensure()
+
+    assert sorted(p.name for p in tmp.iterdir()) == ["a-folder", "in-progress"]
+    assert victim.read_bytes() == b"keep me\n"
+
+
+def test_the_digest_survives_a_save_and_old_records_load() -> None:
+    """The record's digest is saved; a record saved before digests existed loads without one."""
+    record = ArchiveRecord("f", 3, NOW, hashlib.sha256(b"abc").hexdigest())
+    state = MailboxState(
+        known_uids=("uid-1",), size=3, initialised=True, archived={"uid-1": record}
+    )
+    assert from_dict(to_dict(state)).archived == {"uid-1": record}
+    old = to_dict(state)
+    old["archived"] = {"uid-1": ["f", 3, NOW]}
+    assert from_dict(old).archived == {"uid-1": ArchiveRecord("f", 3, NOW)}

@@ -20,7 +20,7 @@ Usage::
     if report.error: ...                                # ArchiveError -> a repair issue
 
 If the session raises (a POP3 error), nothing was deleted and no report comes
-back; files already written are adopted by the next run.
+back; files already written are adopted by the next run (after comparing bytes).
 `has_work(state.known_uids, state.archived, policy, keep_days, now, skip=archive.too_large,
 exclude=state.archive_baseline or ())` (from `sync.retention`) tells, without connecting,
 whether a run would do anything.
@@ -35,16 +35,19 @@ whether a run would do anything.
        (or the backlog is large), one pipelined full `UIDL` + `LIST`.
     3. Archive (`_archive_batch`): at most `max_messages` / `max_bytes` of the oldest
        unarchived messages are retrieved (RETR, pipelined in small groups) and
-       stored, or adopted if a file for the uid is already there. A message larger
-       than `max_message_bytes` (keep it below the session's `max_response_bytes`) is
-       skipped, reported in `too_large`, and so never deleted either; the archive
-       object remembers it (`archive.too_large`) so later runs do not ask again.
+       stored; a file already there for the uid is adopted only if it holds the same
+       bytes (size and SHA-256), since a server may give an old uid to a new message.
+       A message larger than `max_message_bytes` (keep it below the session's
+       `max_response_bytes`) is skipped, reported in `too_large`, and so never deleted
+       either; the archive object remembers it (`archive.too_large`).
     4. Delete (`_delete_due`): the delete policy names the archived uids due; DELE is
        sent only for those whose number maps to the uid in this session, whose LIST
-       size equals the record's size, and whose archive file exists with that exact
-       size (stat now). With `after_archive` that is the same session that archived
-       it, right after the fsyncs. Deletions take effect at the caller's QUIT; if
-       the session fails first, the client closes without QUIT and nothing is deleted.
+       size equals the record's size, whose archive file exists with that size, and
+       whose bytes on the server have the SHA-256 of the file (and of the record,
+       when it has one): known from this session's RETR, else retrieved again. With
+       `after_archive` that is the same session that archived it, right after the
+       fsyncs. Deletions take effect at the caller's QUIT; if the session fails
+       first, the client closes without QUIT and nothing is deleted.
     An `ArchiveError` stops archiving for this run and is returned in the report
     (the deletions of mail already safely archived still go ahead); POP3 errors
     propagate unchanged so the caller's session closes without QUIT.
@@ -52,11 +55,12 @@ whether a run would do anything.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 import time
 from typing import TYPE_CHECKING
 
-from .maildir import ArchiveError
+from .maildir import ArchiveError, digest_of
 from .pop3.errors import POP3ProtocolError, POP3ResponseError
 from .pop3.requests import Dele, List, Retr, Uidl
 from .sync.retention import DeletePolicy, backlog, is_safe_to_delete, to_archive, to_delete
@@ -238,24 +242,26 @@ async def _archive_batch(
     clock: float,
     report: ArchiveReport,
 ) -> None:
-    """Step 3: adopt or retrieve and store each uid of `batch`; an `ArchiveError` stops it."""
+    """Step 3: retrieve each uid of `batch`; store it, or adopt a file with the same bytes.
+
+    Every message is retrieved, even when a file of its uid exists: a server may give an
+    old uid to a new message, and only the bytes tell the two apart. An `ArchiveError`
+    stops the step.
+    """
     try:
         if batch:
             await archive.ensure()
-        fetch: list[str] = []
-        for uid in batch:
-            if (found := await archive.find(uid)) is not None:
-                report.archived[uid] = found
-                report.adopted.append(uid)
-            else:
-                fetch.append(uid)
-        for group in _retr_groups(fetch, listing.sizes):
+        for group in _retr_groups(batch, listing.sizes):
             results = await session.pipeline([Retr(listing.numbers[uid]) for uid in group])
             for uid, data in zip(group, results, strict=True):
                 if not isinstance(data, bytes):
                     continue  # -ERR: the message went away; it stays pending if it comes back
-                report.archived[uid] = await archive.store(uid, data, now=clock)
-                report.bytes_written += len(data)
+                record, adopted = await archive.store_or_adopt(uid, data, now=clock)
+                report.archived[uid] = record
+                if adopted:
+                    report.adopted.append(uid)
+                else:
+                    report.bytes_written += len(data)
     except ArchiveError as err:
         report.error = err
 
@@ -270,18 +276,45 @@ async def _delete_due(
     clock: float,
     report: ArchiveReport,
 ) -> None:
-    """Step 4: DELE each uid of `due` whose server copy and file both match its record."""
-    dele: list[str] = []
+    """Step 4: DELE each uid of `due` whose server copy and file both match its record.
+
+    Sizes first (`is_safe_to_delete`), then the bytes: a message archived in this session
+    was hashed as it was stored; any other is retrieved again and its SHA-256 compared
+    with the file's, so a new message under a reused uid is never deleted for an old file.
+    """
+    sized: list[str] = []
     for uid in due:
         record = archived[uid]
         number = listing.numbers.get(uid, 0)
-        file_size = await archive.file_size(record)
         if is_safe_to_delete(
             uid,
             record,
             uid_at_number=listing.uid_at.get(number),
             listed_size=listing.sizes.get(uid),
-            file_size=file_size,
+            file_size=await archive.file_size(record),
+        ):
+            sized.append(uid)
+        else:
+            report.unverified.append(uid)
+            archive.unverified[uid] = clock
+    server_digests = {
+        uid: record.digest for uid, record in report.archived.items() if record.digest is not None
+    }
+    await _retrieve_digests(
+        session, listing, [uid for uid in sized if uid not in server_digests], server_digests
+    )
+    dele: list[str] = []
+    for uid in sized:
+        record = archived[uid]
+        server_digest = server_digests.get(uid)
+        if uid in report.archived:
+            file_digest = record.digest  # written or matched byte for byte in this session
+        else:
+            file_digest = await archive.file_digest(record)
+        if (
+            server_digest is not None
+            and server_digest == file_digest
+            and record.digest in {None, server_digest}
         ):
             dele.append(uid)
             archive.unverified.pop(uid, None)
@@ -292,6 +325,18 @@ async def _delete_due(
         results = await session.pipeline([Dele(listing.numbers[uid]) for uid in dele])
         report.deleted = [uid for uid, result in zip(dele, results, strict=True) if result is None]
         report.deleted_bytes = sum(listing.sizes[uid] for uid in report.deleted)
+
+
+async def _retrieve_digests(
+    session: POP3Session, listing: _Listing, uids: Sequence[str], digests: dict[str, str]
+) -> None:
+    """RETR `uids` in bounded groups and note the SHA-256 of each message in `digests`."""
+    loop = asyncio.get_running_loop()
+    for group in _retr_groups(uids, listing.sizes):
+        results = await session.pipeline([Retr(listing.numbers[uid]) for uid in group])
+        for uid, data in zip(group, results, strict=True):
+            if isinstance(data, bytes):
+                digests[uid] = await loop.run_in_executor(None, digest_of, data)
 
 
 async def run_archive_session(

@@ -7,19 +7,23 @@ Usage::
     record = await archive.store(uid, data)      # durable in new/ once this returns
 
 `MaildirArchive`
-    `ensure()` creates the folder and its `tmp/`, `new/`, `cur/`.
-    `store(uid, data)` writes `data` byte for byte to `tmp/`, fsyncs it, renames it
-    into `new/` and fsyncs `new/`; it returns the `ArchiveRecord`. File names are
-    `<epoch>.U<hash>.<host>,S=<size>` where the hash is of the mailbox and the uid,
-    so one uid has one recognisable file: a retry, or a run after a crash between
-    writing the file and saving the state, finds it (`find(uid)`) and adopts it
-    instead of writing a second copy; `find` fsyncs the file and its folder first,
-    since the crash may have come before they were durable. `new/` and `cur/` are listed once per
-    `MaildirArchive` (lazily, when a uid without a record must be archived, and
-    again only if a recorded file is missing and cur/ changed); the state's
-    records are the index otherwise. `file_size(record)` also finds a file a
-    mail client moved to `cur/`. Errors are `ArchiveError` with `reason`
-    "not_writable", "disk_full" or "other".
+    `ensure()` creates the folder and its `tmp/`, `new/`, `cur/`, and (once per
+    object) removes files a crash left in `tmp/` more than 36 hours ago.
+    `store(uid, data)` writes `data` byte for byte to `tmp/` (a file we create,
+    never through a symlink: O_CREAT|O_EXCL|O_NOFOLLOW), fsyncs it, renames it
+    into `new/` and fsyncs `new/`; it returns the `ArchiveRecord` with the SHA-256
+    of the bytes. File names are `<epoch>.U<hash>.<host>,S=<size>` where the hash
+    is of the mailbox and the uid, so the files of one uid are recognisable: a
+    retry, or a run after a crash between writing the file and saving the state,
+    finds a file with the same size and SHA-256 (`find(uid, data)`) and adopts it
+    instead of writing a second copy; a file of the uid with other bytes (the
+    server gave an old uid to a new message) is never adopted nor replaced.
+    `find` fsyncs the file and its folder first, since the crash may have come
+    before they were durable. `new/` and `cur/` are listed once per
+    `MaildirArchive` (lazily, and again only if a file is missing and cur/
+    changed); the state's records are the index otherwise. `file_size(record)`
+    and `file_digest(record)` also find a file a mail client moved to `cur/`.
+    Errors are `ArchiveError` with `reason` "not_writable", "disk_full" or "other".
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import errno
 import hashlib
 import os
 import socket
+import stat
 import time
 from typing import TYPE_CHECKING, Literal
 
@@ -48,6 +53,9 @@ _SUBDIRS = ("tmp", "new", "cur")
 #: Hex digits of the uid hash in file names: 96 bits, no collision in any real archive.
 _TAG_HEX = 24
 _HEX = frozenset("0123456789abcdef")
+#: Files in tmp/ untouched this long were left by a crash (the Maildir spec's 36 hours).
+STALE_TMP_SECONDS = 36 * 3600
+_READ_CHUNK = 2**20
 
 _DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 _NOT_WRITABLE = frozenset(
@@ -90,6 +98,30 @@ def _is_tag(part: str) -> bool:
     return len(part) == _TAG_HEX + 1 and part[0] == "U" and all(c in _HEX for c in part[1:])
 
 
+def digest_of(data: bytes) -> str:
+    """Return the SHA-256 (hex) of `data`: what an archive record calls its `digest`."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        while chunk := file.read(_READ_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _base_name(name: str) -> str:
+    """The name a file was written under: a mail client appends ":2,<flags>" in cur/."""
+    return name.split(":", 1)[0]
+
+
+def _exclusive_opener(path: str, flags: int) -> int:
+    # Anyone who can write to tmp/ could plant a symlink at our name: never follow one, and
+    # never write into a file we did not create.
+    return os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+
+
 def _fsync_file(fd: int) -> None:
     os.fsync(fd)
 
@@ -110,8 +142,10 @@ class MaildirArchive:
         self.folder = folder
         self._mailbox = mailbox
         self._host = _host_part(socket.gethostname() if hostname is None else hostname)
-        self._index: dict[str, tuple[str, str]] | None = None
+        #: tag -> (subfolder, name) of every file of that uid, cur/ first, then new/.
+        self._index: dict[str, list[tuple[str, str]]] | None = None
         self._index_cur_mtime = 0
+        self._tmp_cleaned = False
         #: Uids found larger than `max_message_bytes` since start: not asked about again.
         self.too_large: set[str] = set()
         #: Archived uids whose deletion could not be verified (LIST size, record and file
@@ -124,71 +158,84 @@ class MaildirArchive:
         return f"U{digest[:_TAG_HEX]}"
 
     async def ensure(self) -> None:
-        """Create the folder and its tmp/, new/ and cur/ if missing."""
+        """Create the folder and its tmp/, new/ and cur/ if missing; clear stale tmp/ files."""
         for sub in _SUBDIRS:
             path = self.folder / sub
             try:
                 await aiofiles.os.makedirs(path, mode=0o700, exist_ok=True)
             except OSError as err:
                 raise ArchiveError.from_os_error(err, path) from err
+        if not self._tmp_cleaned:
+            self._tmp_cleaned = True
+            await self.clean_tmp(time.time())
 
-    async def find(self, uid: str) -> ArchiveRecord | None:
-        """Return the record of a file already archived for `uid` (new/ or cur/), if any.
+    async def clean_tmp(self, now: float) -> None:
+        """Remove files from tmp/ untouched for `STALE_TMP_SECONDS`: litter of a crash.
 
-        The file and its folder are fsynced first: after a crash, the rename into
-        new/ may not be on disk yet, and a record (and so a DELE) must only ever
-        name a durable file.
+        Younger files may be another writer's work in progress and are left alone;
+        a symlink is removed itself, never what it points to.
         """
-        tag = self.tag(uid)
+        tmp = self.folder / "tmp"
         try:
-            return await self._durable_record(tag)
-        except FileNotFoundError:
-            pass  # a mail client moved it to cur/ between the lookup and the fsync
-        try:
-            return await self._durable_record(tag)
-        except FileNotFoundError as err:
-            raise ArchiveError.from_os_error(err, self.folder) from err
-
-    async def _durable_record(self, tag: str) -> ArchiveRecord | None:
-        """The record of the file for `tag`, once it and its folder are fsynced.
-
-        Raises `ArchiveError`, or FileNotFoundError when the file moved meanwhile.
-        """
-        found = await self._locate(tag)
-        if found is None:
-            return None
-        path, stat = found
+            names = await aiofiles.os.listdir(tmp)
+        except OSError:
+            return
         loop = asyncio.get_running_loop()
-        try:
-            async with aiofiles.open(path, "rb") as file:
-                await loop.run_in_executor(None, _fsync_file, file.fileno())
-            await loop.run_in_executor(None, _fsync_dir, path.parent)
-        except FileNotFoundError:
-            raise
-        except OSError as err:
-            raise ArchiveError.from_os_error(err, path) from err
-        return ArchiveRecord(filename=path.name, size=stat.st_size, archived_at=stat.st_mtime)
+        for name in names:
+            path = tmp / name
+            try:
+                info = await loop.run_in_executor(None, os.lstat, path)
+                if stat.S_ISDIR(info.st_mode):
+                    continue
+                if now - max(info.st_mtime, info.st_atime) > STALE_TMP_SECONDS:
+                    await aiofiles.os.remove(path)
+            except OSError:
+                continue  # gone meanwhile, or not ours to remove: tmp/ litter is harmless
+
+    async def find(self, uid: str, data: bytes) -> ArchiveRecord | None:
+        """Return the record of a file already archived for `uid` holding exactly `data`.
+
+        Only a file of the same size and SHA-256 counts: a server may give an old uid to
+        a new message, and a file of the old one must never stand for it. The file and
+        its folder are fsynced first: after a crash, the rename into new/ may not be on
+        disk yet, and a record (and so a DELE) must only ever name a durable file.
+        """
+        digest = await self._digest(data)
+        return await self._find(self.tag(uid), len(data), digest)
 
     async def store(self, uid: str, data: bytes, *, now: float | None = None) -> ArchiveRecord:
-        """Write `data` durably into new/ and return its record.
+        """Write `data` durably into new/ and return its record; see `store_or_adopt`."""
+        record, _ = await self.store_or_adopt(uid, data, now=now)
+        return record
 
-        The file is written under tmp/, flushed and fsynced, renamed into new/,
-        and new/ is fsynced: once this returns, the message survives a power cut.
+    async def store_or_adopt(
+        self, uid: str, data: bytes, *, now: float | None = None
+    ) -> tuple[ArchiveRecord, bool]:
+        """Return the record of `data` for `uid`, and whether an existing file was adopted.
+
+        A file of `uid` with these exact bytes (a retry, or a crash before the state
+        was saved) is adopted. Otherwise the data is written under tmp/, flushed and
+        fsynced, renamed into new/, and new/ is fsynced: once this returns, the message
+        survives a power cut. A file of `uid` with other bytes is left untouched.
         """
-        existing = await self.find(uid)
-        if existing is not None:
-            return existing
-        stamp = time.time() if now is None else now
+        digest = await self._digest(data)
         tag = self.tag(uid)
-        base = f"{int(stamp)}.{tag}.{self._host}"
-        name = f"{base},S={len(data)}"
+        if (existing := await self._find(tag, len(data), digest)) is not None:
+            return existing, True
+        stamp = time.time() if now is None else now
+        name = f"{int(stamp)}.{tag}.{self._host},S={len(data)}"
+        if await self._name_taken(tag, name):
+            # Another message under the same uid, same second and size: never replace it.
+            name = f"{name},H={digest[:16]}"
         # One tmp name per uid: a retry after a failed write reuses it instead of leaving litter.
         tmp = self.folder / "tmp" / f"{tag}.{self._host}"
         final = self.folder / "new" / name
         await self._check_free_space(len(data))
+        # Left by a failed write, or planted: removing a symlink never touches its target.
+        await self._discard(tmp)
         renamed = False
         try:
-            async with aiofiles.open(tmp, "wb") as file:
+            async with aiofiles.open(tmp, "xb", opener=_exclusive_opener) as file:
                 await file.write(data)
                 await file.flush()
                 await asyncio.get_running_loop().run_in_executor(None, _fsync_file, file.fileno())
@@ -201,8 +248,8 @@ class MaildirArchive:
             await self._discard(final if renamed else tmp)
             raise ArchiveError.from_os_error(err, final) from err
         index = await self._load_index()
-        index[tag] = ("new", name)
-        return ArchiveRecord(filename=name, size=len(data), archived_at=stamp)
+        index.setdefault(tag, []).append(("new", name))
+        return ArchiveRecord(filename=name, size=len(data), archived_at=stamp, digest=digest), False
 
     async def file_size(self, record: ArchiveRecord) -> int | None:
         """Return the size of the record's file now, or None when it is gone.
@@ -210,33 +257,104 @@ class MaildirArchive:
         Looks in new/, then for the same file in cur/, where a mail client moves
         what it has shown and appends ":2,<flags>" to the name.
         """
+        found = await self._locate_record(record)
+        return None if found is None else found[1].st_size
+
+    async def file_digest(self, record: ArchiveRecord) -> str | None:
+        """Return the SHA-256 of the record's file now, or None when it is gone or unreadable."""
+        found = await self._locate_record(record)
+        if found is None:
+            return None
         try:
-            return (await aiofiles.os.stat(self.folder / "new" / record.filename)).st_size
+            return await asyncio.get_running_loop().run_in_executor(None, _file_digest, found[0])
+        except OSError:
+            return None
+
+    async def _digest(self, data: bytes) -> str:
+        # Up to tens of megabytes: hashing them would hold the event loop.
+        return await asyncio.get_running_loop().run_in_executor(None, digest_of, data)
+
+    async def _find(self, tag: str, size: int, digest: str) -> ArchiveRecord | None:
+        try:
+            return await self._durable_match(tag, size, digest)
+        except FileNotFoundError:
+            pass  # a mail client moved it to cur/ between the lookup and the fsync
+        try:
+            return await self._durable_match(tag, size, digest)
+        except FileNotFoundError as err:
+            raise ArchiveError.from_os_error(err, self.folder) from err
+
+    async def _durable_match(self, tag: str, size: int, digest: str) -> ArchiveRecord | None:
+        """The record of the file for `tag` with these bytes, once it and its folder are fsynced.
+
+        Raises `ArchiveError`, or FileNotFoundError when the file moved meanwhile.
+        """
+        loop = asyncio.get_running_loop()
+        for refresh in (False, True):
+            for path, info in await self._files(tag, refresh=refresh):
+                if info.st_size != size:
+                    continue
+                try:
+                    if await loop.run_in_executor(None, _file_digest, path) != digest:
+                        continue
+                    async with aiofiles.open(path, "rb") as file:
+                        await loop.run_in_executor(None, _fsync_file, file.fileno())
+                    await loop.run_in_executor(None, _fsync_dir, path.parent)
+                except FileNotFoundError:
+                    raise
+                except OSError as err:
+                    raise ArchiveError.from_os_error(err, path) from err
+                return ArchiveRecord(
+                    filename=path.name, size=info.st_size, archived_at=info.st_mtime, digest=digest
+                )
+        return None
+
+    async def _files(self, tag: str, *, refresh: bool) -> list[tuple[Path, os.stat_result]]:
+        """Path and stat of each file of `tag` (rescanning only if cur/ changed since)."""
+        index = await self._load_index(refresh=refresh)
+        found: list[tuple[Path, os.stat_result]] = []
+        for sub, name in index.get(tag, ()):
+            path = self.folder / sub / name
+            try:
+                found.append((path, await aiofiles.os.stat(path)))
+            except FileNotFoundError:
+                continue
+            except OSError as err:
+                raise ArchiveError.from_os_error(err, path) from err
+        return found
+
+    async def _locate_record(self, record: ArchiveRecord) -> tuple[Path, os.stat_result] | None:
+        """Path and stat of the record's file in new/, or moved to cur/; None when gone."""
+        path = self.folder / "new" / record.filename
+        try:
+            return path, await aiofiles.os.stat(path)
         except OSError:
             pass
         parts = record.filename.split(".", 2)
         if len(parts) != 3 or not _is_tag(parts[1]):
             return None
+        base = _base_name(record.filename)
         try:
-            found = await self._locate(parts[1])
+            for refresh in (False, True):
+                for found in await self._files(parts[1], refresh=refresh):
+                    if _base_name(found[0].name) == base:
+                        return found
         except ArchiveError:
             return None
-        return None if found is None else found[1].st_size
-
-    async def _locate(self, tag: str) -> tuple[Path, os.stat_result] | None:
-        """Path and stat of the file for `tag`, rescanning once if cur/ changed since the index."""
-        for refresh in (False, True):
-            index = await self._load_index(refresh=refresh)
-            if (entry := index.get(tag)) is None:
-                continue
-            path = self.folder / entry[0] / entry[1]
-            try:
-                return path, await aiofiles.os.stat(path)
-            except FileNotFoundError:
-                continue
-            except OSError as err:
-                raise ArchiveError.from_os_error(err, path) from err
         return None
+
+    async def _name_taken(self, tag: str, name: str) -> bool:
+        index = await self._load_index()
+        if any(_base_name(known) == name for _, known in index.get(tag, ())):
+            return True
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(None, os.lstat, self.folder / "new" / name)
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return True  # cannot tell: better a longer name than a replaced file
+        return True
 
     async def _cur_mtime(self) -> int:
         try:
@@ -244,8 +362,8 @@ class MaildirArchive:
         except OSError:
             return 0
 
-    async def _load_index(self, *, refresh: bool = False) -> dict[str, tuple[str, str]]:
-        """Map tag -> (subfolder, name); listed once, again only when cur/ has changed.
+    async def _load_index(self, *, refresh: bool = False) -> dict[str, list[tuple[str, str]]]:
+        """Map tag -> [(subfolder, name)]; listed once, again only when cur/ has changed.
 
         Our own files go to new/ and are added as they are written; other programs
         only move them to cur/ (or delete them), which changes cur/'s mtime.
@@ -255,7 +373,7 @@ class MaildirArchive:
         ):
             return self._index
         cur_mtime = await self._cur_mtime()
-        index: dict[str, tuple[str, str]] = {}
+        index: dict[str, list[tuple[str, str]]] = {}
         for sub in ("cur", "new"):
             try:
                 names = await aiofiles.os.listdir(self.folder / sub)
@@ -263,11 +381,10 @@ class MaildirArchive:
                 continue
             except OSError as err:
                 raise ArchiveError.from_os_error(err, self.folder / sub) from err
-            for name in names:
+            for name in sorted(names):
                 parts = name.split(".", 2)
                 if len(parts) == 3 and _is_tag(parts[1]):
-                    # new/ is read last: a file still in new/ wins over a stale copy in cur/.
-                    index[parts[1]] = (sub, name)
+                    index.setdefault(parts[1], []).append((sub, name))
         self._index = index
         self._index_cur_mtime = cur_mtime
         return index

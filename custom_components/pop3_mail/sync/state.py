@@ -71,11 +71,15 @@ class LastMessage:
 
 @dataclass(frozen=True, slots=True)
 class ArchiveRecord:
-    """A message saved in the archive folder: file name, bytes written, when (epoch seconds)."""
+    """A message saved in the archive folder: file name, bytes written, when (epoch seconds).
+
+    `digest`: SHA-256 (hex) of the file's bytes; None in records saved before it existed.
+    """
 
     filename: str
     size: int
     archived_at: float
+    digest: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +229,9 @@ def to_dict(state: MailboxState) -> dict[str, Any]:
         if last is None
         else {"uid": last.uid, "sender": last.sender, "subject": last.subject, "date": last.date},
         "archived": {
-            uid: [rec.filename, rec.size, rec.archived_at] for uid, rec in state.archived.items()
+            uid: [rec.filename, rec.size, rec.archived_at]
+            + ([rec.digest] if rec.digest is not None else [])
+            for uid, rec in state.archived.items()
         },
         "archive_baseline": _baseline_to(baseline, state.known_uids),
     }
@@ -311,6 +317,13 @@ def _archived_from(data: Any) -> dict[str, ArchiveRecord]:
                 size, bool
             ) and math.isfinite(archived_at):
                 records[uid] = ArchiveRecord(filename, size, float(archived_at))
+            case [
+                str(filename),
+                int(size),
+                int() | float() as archived_at,
+                str(digest),
+            ] if not isinstance(size, bool) and math.isfinite(archived_at):
+                records[uid] = ArchiveRecord(filename, size, float(archived_at), digest)
             case _:
                 raise StateFormatError(f"mailbox state with a bad archive record for {uid!r}")
     return records
