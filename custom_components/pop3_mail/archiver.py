@@ -8,7 +8,7 @@ into a new `MailboxState`, and raises or clears the `archive_failed` repair issu
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 import time
 from typing import TYPE_CHECKING, Any, Final
 
@@ -42,6 +42,17 @@ if TYPE_CHECKING:
 # Archived mail whose deletion could not be verified is retried this often on its own (any
 # archive session retries it too): a server with inexact LIST sizes must not cost a login a check.
 UNVERIFIED_RETRY_SECONDS: Final = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class ArchiveTurn:
+    """What an archive session left: the new state, and whether it got to log in.
+
+    A session that could not log in did not use the server's LOGIN-DELAY turn.
+    """
+
+    state: MailboxState
+    logged_in: bool
 
 
 def archive_issue_id(entry_id: str) -> str:
@@ -88,10 +99,10 @@ class MailboxArchiver:
             },
         )
 
-    async def async_run(self, state: MailboxState) -> MailboxState | None:
+    async def async_run(self, state: MailboxState) -> ArchiveTurn | None:
         """Run an archive session if there is work; return the state it leaves.
 
-        None when no session was opened. Hold the coordinator's `session_lock`. A POP3
+        None when there was no work. Hold the coordinator's `session_lock`. A POP3
         error here is only logged (the state is returned unchanged): the check that
         follows reports the server's health. A file-system error becomes a repair
         issue, and never stops the announcements.
@@ -101,8 +112,10 @@ class MailboxArchiver:
             return None
         options = self._entry.options
         report: ArchiveReport | None = None
+        logged_in = False
         try:
             async with open_session(self._entry.data) as session:
+                logged_in = True
                 report = await run_archive_session(
                     session,
                     state,
@@ -116,7 +129,7 @@ class MailboxArchiver:
                 LOGGER.warning("Archiving the mail of %s failed: %s", self._mailbox, error)
             self._session_failed = True
             if report is None:
-                return state
+                return ArchiveTurn(state, logged_in)
             # QUIT failed: the files are durable, but the server deleted nothing.
             report.deleted = []
         else:
@@ -124,7 +137,7 @@ class MailboxArchiver:
                 LOGGER.info("Archiving the mail of %s works again", self._mailbox)
             self._session_failed = False
         self._update_issue(report)
-        return self._apply(state, report)
+        return ArchiveTurn(self._apply(state, report), logged_in=True)
 
     def _apply(self, state: MailboxState, report: ArchiveReport) -> MailboxState:
         """Return `state` with the report's records added and its deletions forgotten."""

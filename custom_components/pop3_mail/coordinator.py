@@ -232,14 +232,19 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         return mailbox_data(self._state)
 
     async def _async_archive(self, archiver: MailboxArchiver) -> bool:
-        """Run an archive session if one is due; return whether it logged in."""
-        state = await archiver.async_run(self._state)
-        if state is None:
+        """Run an archive session if one is due; return whether it logged in.
+
+        Only a login uses the server's LOGIN-DELAY turn: a session that could not
+        connect must not stand in for the check, or a server that is down would
+        alternate between a failed check and a "successful" update.
+        """
+        turn = await archiver.async_run(self._state)
+        if turn is None:
             return False
-        if state is not self._state:
-            self._state = state
+        if turn.state is not self._state:
+            self._state = turn.state
             self._async_schedule_save()
-        return True
+        return turn.logged_in
 
     async def _async_check(self, top_lines: int) -> CheckOutcome:
         """Run one read-only check session and record its figures."""

@@ -54,6 +54,7 @@ from tests.servers.fake_pop3 import (
     FakePOP3Server,
     Fault,
     delay,
+    drop,
     drop_mid_response,
     err,
 )
@@ -859,6 +860,40 @@ async def test_archive_and_check_take_turns_under_login_delay(
     await check(hass, mock_config_entry)
     assert len(pop3_server.sessions) == sessions + 4
     assert set(coordinator.state.archived) == {"uid-2", "uid-3"}
+
+
+@pytest.mark.parametrize("server_options", [{"login_delay": 900, "messages": [mail(1)]}])
+async def test_server_down_under_login_delay_fails_every_update(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    archive_dir: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """An archive session that could not connect did not take the check's turn: no flapping.
+
+    With mail waiting to be archived and a LOGIN-DELAY, every update while the server
+    is down fails; none reports success for a turn the server never gave.
+    """
+    await setup_archiving(hass, mock_config_entry, archive_dir)
+    pop3_server.mailbox.add(mail(2))
+    coordinator = await check(hass, mock_config_entry)
+    assert coordinator.last_update_success
+    assert coordinator.archiver is not None
+    assert coordinator.archiver.has_work(coordinator.state, time.time())
+
+    pop3_server.faults.append(Fault("GREETING", drop(), repeat=True))
+    caplog.clear()
+    outcomes = []
+    for _ in range(4):
+        await check(hass, mock_config_entry)
+        outcomes.append(coordinator.last_update_success)
+    assert outcomes == [False, False, False, False]
+    assert "recovered" not in caplog.text
+
+    pop3_server.faults.clear()
+    await check(hass, mock_config_entry)
+    assert coordinator.last_update_success
 
 
 async def test_archive_crash_before_bookkeeping_adopts_files(
