@@ -25,7 +25,8 @@ class Announcer:
     """Holds the new mail of a mailbox until it can be announced, then announces it.
 
     Mail found before the entities exist (the first check of a setup) waits until
-    `async_start`, so it reaches the event entity and carries the device id.
+    `async_start`, so it reaches the event entity and carries the device id. Each
+    message is announced once, in arrival order, by one task at a time.
     """
 
     def __init__(
@@ -43,6 +44,7 @@ class Announcer:
         self._listeners: list[MessageListener] = []
         self._pending: list[dict[str, Any]] = []
         self._started = False
+        self._announcing = False
 
     @property
     def pending(self) -> Sequence[dict[str, Any]]:
@@ -73,39 +75,47 @@ class Announcer:
 
     @callback
     def async_announce(self) -> None:
-        """Fire the bus event and the event entity for each pending message, in order."""
-        if not self._started:
+        """Announce each pending message, in order, in a task (one at a time)."""
+        if not self._started or not self._pending or self._announcing:
             return
-        pending, self._pending = self._pending, []
-        if not pending:
-            return
-        entry_id = self._entry.entry_id
-        device_id = next(
-            (
-                device.id
-                for device in dr.async_entries_for_config_entry(dr.async_get(self._hass), entry_id)
-                if (DOMAIN, entry_id) in device.identifiers
-            ),
-            None,
-        )
-        for data in pending:
-            message = cast(
-                "NewMessageEventData",
-                fit_event(
-                    {
-                        **data,
-                        "entry_id": entry_id,
-                        "device_id": device_id,
-                        "mailbox": self._mailbox,
-                    },
-                    MAX_EVENT_BYTES,
+        self._announcing = True
+        self._entry.async_create_task(self._hass, self._async_announce(), "pop3_mail announce")
+
+    async def _async_announce(self) -> None:
+        """Fire the bus event and the event entity for each pending message, in order.
+
+        Fitting an event to `MAX_EVENT_BYTES` is CPU work over up to megabytes of
+        headers, so it runs in the executor; one message at a time keeps the order. A
+        message leaves `pending` only once announced, so a save meanwhile keeps the
+        rest unseen (announced again after a crash, never lost).
+        """
+        try:
+            entry_id = self._entry.entry_id
+            device_id = next(
+                (
+                    device.id
+                    for device in dr.async_entries_for_config_entry(
+                        dr.async_get(self._hass), entry_id
+                    )
+                    if (DOMAIN, entry_id) in device.identifiers
                 ),
+                None,
             )
-            self._hass.bus.async_fire(EVENT_NEW_MESSAGE, message)
-            for listener in list(self._listeners):
-                try:
-                    listener(message)
-                except Exception:  # noqa: BLE001
-                    # One failing listener must not cost the others, or later mail, its event.
-                    LOGGER.exception("Error announcing a message of %s", self._mailbox)
+            entry_keys = {"entry_id": entry_id, "device_id": device_id, "mailbox": self._mailbox}
+            while self._pending:
+                data = {**self._pending[0], **entry_keys}
+                message = cast(
+                    "NewMessageEventData",
+                    await self._hass.async_add_executor_job(fit_event, data, MAX_EVENT_BYTES),
+                )
+                self._hass.bus.async_fire(EVENT_NEW_MESSAGE, message)
+                for listener in list(self._listeners):
+                    try:
+                        listener(message)
+                    except Exception:  # noqa: BLE001
+                        # One failing listener must not cost the others, or later mail, its event.
+                        LOGGER.exception("Error announcing a message of %s", self._mailbox)
+                self._pending.pop(0)
+        finally:
+            self._announcing = False
         self._on_announced()

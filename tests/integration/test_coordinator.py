@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 import json
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
@@ -22,7 +23,10 @@ from pytest_homeassistant_custom_component.common import (
     async_fire_time_changed,
 )
 
-from custom_components.pop3_mail import coordinator as coordinator_module
+from custom_components.pop3_mail import (
+    announcer as announcer_module,
+    coordinator as coordinator_module,
+)
 from custom_components.pop3_mail.archive_session import DEFAULT_MAX_MESSAGE_BYTES
 from custom_components.pop3_mail.const import (
     CONF_ARCHIVE_FOLDER,
@@ -204,6 +208,33 @@ async def test_concurrent_refreshes_announce_once(
         await asyncio.gather(coordinator.async_refresh(), coordinator.async_refresh())
         await hass.async_block_till_done()
     assert uids(events) == ["uid-3"]
+
+
+async def test_events_are_fitted_off_the_event_loop(
+    hass: HomeAssistant,
+    events: list[Event],
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+) -> None:
+    """Cutting an event to size runs in the executor; the events still fire once, in order."""
+    fitted: list[tuple[str, bool]] = []
+    real_fit = announcer_module.fit_event
+
+    def spy(data: dict[str, Any], limit: int) -> dict[str, Any]:
+        fitted.append((data["uid"], threading.current_thread() is threading.main_thread()))
+        return real_fit(data, limit)
+
+    for n in (3, 4, 5):
+        pop3_server.mailbox.add(mail(n))
+    entity_uids: list[str] = []
+    coordinator: Pop3MailCoordinator = init_integration.runtime_data
+    remove = coordinator.async_add_message_listener(lambda m: entity_uids.append(m["uid"]))
+    with patch.object(announcer_module, "fit_event", spy):
+        await check(hass, init_integration)
+    remove()
+    assert fitted == [("uid-3", False), ("uid-4", False), ("uid-5", False)]
+    assert uids(events) == ["uid-3", "uid-4", "uid-5"]
+    assert entity_uids == ["uid-3", "uid-4", "uid-5"]
 
 
 async def test_failing_listener_costs_no_event(
