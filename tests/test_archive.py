@@ -1231,3 +1231,26 @@ def test_the_digest_survives_a_save_and_old_records_load() -> None:
     old = to_dict(state)
     old["archived"] = {"uid-1": ["f", 3, NOW]}
     assert from_dict(old).archived == {"uid-1": ArchiveRecord("f", 3, NOW)}
+
+
+async def test_deferred_deletions_are_checked_in_bounded_batches(
+    fake_pop3: FakePOP3Factory, tmp_path: Path
+) -> None:
+    """Retrieving due mail again to compare bytes is bounded per run; the rest waits, unflagged."""
+    server = await fake_pop3(messages=[message(i) for i in range(1, 6)])
+    archive = MaildirArchive(tmp_path, mailbox="m")
+    state = known(server)
+    state = commit(state, await run(server, state, archive, policy="keep"))
+
+    later = NOW + 30 * SECONDS_PER_DAY
+    deleted: list[list[str]] = []
+    for _ in range(3):
+        report = await run(
+            server, state, archive, policy="after_days", keep_days=14, now=later, max_messages=2
+        )
+        assert report.unverified == []
+        assert len(commands(server, "RETR")) == len(report.deleted)
+        deleted.append(report.deleted)
+        state = commit(state, report)
+    assert deleted == [["uid-1", "uid-2"], ["uid-3", "uid-4"], ["uid-5"]]
+    assert server.mailbox.uids() == []

@@ -275,12 +275,16 @@ async def _delete_due(
     due: Sequence[str],
     clock: float,
     report: ArchiveReport,
+    max_messages: int,
+    max_bytes: int,
 ) -> None:
     """Step 4: DELE each uid of `due` whose server copy and file both match its record.
 
     Sizes first (`is_safe_to_delete`), then the bytes: a message archived in this session
     was hashed as it was stored; any other is retrieved again and its SHA-256 compared
     with the file's, so a new message under a reused uid is never deleted for an old file.
+    Retrieving again is bounded like archiving (`max_messages`, `max_bytes`), so a long
+    backlog of due mail cannot outlast the session; the rest waits for the next run.
     """
     sized: list[str] = []
     for uid in due:
@@ -300,11 +304,13 @@ async def _delete_due(
     server_digests = {
         uid: record.digest for uid, record in report.archived.items() if record.digest is not None
     }
-    await _retrieve_digests(
-        session, listing, [uid for uid in sized if uid not in server_digests], server_digests
-    )
+    recheck = [uid for uid in sized if uid not in server_digests]
+    recheck = to_archive(recheck, listing.sizes, frozenset(), max_messages, max_bytes)
+    await _retrieve_digests(session, listing, recheck, server_digests)
     dele: list[str] = []
     for uid in sized:
+        if uid not in server_digests and uid not in recheck:
+            continue  # beyond this run's budget: neither deleted nor unverified
         record = archived[uid]
         server_digest = server_digests.get(uid)
         if uid in report.archived:
@@ -372,7 +378,15 @@ async def run_archive_session(
     archived = {**selection.archived, **report.archived}
     due = to_delete(listing.order, archived, policy, keep_days, clock, exclude=selection.exclude)
     await _delete_due(
-        session, archive, listing, archived=archived, due=due, clock=clock, report=report
+        session,
+        archive,
+        listing,
+        archived=archived,
+        due=due,
+        clock=clock,
+        report=report,
+        max_messages=max_messages,
+        max_bytes=max_bytes,
     )
     left = backlog(listing.order, listing.sizes, skip | report.archived.keys())
     report.pending_messages = left.messages

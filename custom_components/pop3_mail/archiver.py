@@ -26,17 +26,19 @@ from .const import (
 )
 from .maildir import MaildirArchive
 from .pop3.errors import POP3Error
-from .session import open_session
 from .sync import state as mailbox_state
 from .sync.retention import has_work
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from contextlib import AbstractAsyncContextManager
     from pathlib import Path
 
     from homeassistant.config_entries import ConfigEntry
     from homeassistant.core import HomeAssistant
 
     from .archive_session import ArchiveReport
+    from .pop3 import POP3Session
     from .sync.state import MailboxState
 
 # Archived mail whose deletion could not be verified is retried this often on its own (any
@@ -64,11 +66,22 @@ class MailboxArchiver:
     """Saves the new mail of one mailbox to its archive folder and deletes what is due."""
 
     def __init__(
-        self, hass: HomeAssistant, entry: ConfigEntry[Any], folder: Path, mailbox: str
+        self,
+        hass: HomeAssistant,
+        entry: ConfigEntry[Any],
+        *,
+        folder: Path,
+        mailbox: str,
+        connect: Callable[[], AbstractAsyncContextManager[POP3Session]],
     ) -> None:
-        """Archive the mail of `entry` (called `mailbox` in logs and issues) into `folder`."""
+        """Archive the mail of `entry` (called `mailbox` in logs and issues) into `folder`.
+
+        `connect` opens a session of the entry: the coordinator's, so every session of
+        an entry is opened the same way.
+        """
         self._hass = hass
         self._entry = entry
+        self._connect = connect
         self._mailbox = mailbox
         self.archive = MaildirArchive(folder, mailbox=mailbox.lower())
         self._session_failed = False
@@ -114,7 +127,7 @@ class MailboxArchiver:
         report: ArchiveReport | None = None
         logged_in = False
         try:
-            async with open_session(self._entry.data) as session:
+            async with self._connect() as session:
                 logged_in = True
                 report = await run_archive_session(
                     session,

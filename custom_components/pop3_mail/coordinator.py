@@ -121,7 +121,9 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         self.archiver: MailboxArchiver | None = None
         self._archive_took_turn = False
         if folder := entry.options.get(CONF_ARCHIVE_FOLDER):
-            self.archiver = MailboxArchiver(hass, entry, Path(folder), self.mailbox)
+            self.archiver = MailboxArchiver(
+                hass, entry, folder=Path(folder), mailbox=self.mailbox, connect=self.connect
+            )
 
     @property
     def state(self) -> MailboxState:
