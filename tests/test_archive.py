@@ -1254,3 +1254,28 @@ async def test_deferred_deletions_are_checked_in_bounded_batches(
         state = commit(state, report)
     assert deleted == [["uid-1", "uid-2"], ["uid-3", "uid-4"], ["uid-5"]]
     assert server.mailbox.uids() == []
+
+
+async def test_a_file_the_index_does_not_know_is_never_replaced(tmp_path: Path) -> None:
+    """Another archive object wrote the same name meanwhile: ours gets a name of its own."""
+    ours = MaildirArchive(tmp_path, mailbox="m", hostname="h")
+    await ours.ensure()
+    assert await ours.find("uid-1", message(1)) is None  # our index is listed now, empty
+    theirs = MaildirArchive(tmp_path, mailbox="m", hostname="h")
+    first = await theirs.store("uid-1", message(1), now=NOW)
+
+    other = same_size_other_mail(1)
+    second = await ours.store("uid-1", other, now=NOW)
+
+    assert second.filename != first.filename
+    assert files(tmp_path) == {first.filename: message(1), second.filename: other}
+
+
+async def test_file_digest_of_a_missing_file_is_none(tmp_path: Path) -> None:
+    """No file, no digest: nothing can be deleted for it."""
+    archive = MaildirArchive(tmp_path, mailbox="m")
+    await archive.ensure()
+    record = await archive.store("uid-1", b"x\r\n", now=NOW)
+    assert await archive.file_digest(record) == hashlib.sha256(b"x\r\n").hexdigest()
+    (tmp_path / "new" / record.filename).unlink()
+    assert await archive.file_digest(record) is None

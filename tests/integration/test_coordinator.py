@@ -766,6 +766,37 @@ async def test_archive_then_delete(
     assert not coordinator.last_check.full_list
 
 
+async def test_a_reused_uid_is_archived_before_it_is_deleted(
+    hass: HomeAssistant,
+    events: list[Event],
+    mock_config_entry: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    archive_dir: Path,
+) -> None:
+    """The server gives the uid of archived, deleted mail to a new message (same size).
+
+    Under after_archive the new message is announced, archived in a file of its own, and
+    only then deleted: the old file never stands for it.
+    """
+    await setup_archiving(hass, mock_config_entry, archive_dir, policy="after_archive")
+    old = mail(3)
+    pop3_server.mailbox.add(old)
+    await check(hass, mock_config_entry)
+    await check(hass, mock_config_entry)
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2"]
+
+    new = old.replace(b"Message 3", b"Message 9")
+    assert len(new) == len(old)
+    pop3_server.mailbox.add(new, uid="uid-3")
+    await check(hass, mock_config_entry)
+    assert uids(events) == ["uid-3", "uid-3"]
+    assert events[-1].data["subject"] == "Message 9"
+    await check(hass, mock_config_entry)
+
+    assert sorted(p.read_bytes() for p in (archive_dir / "new").iterdir()) == sorted([old, new])
+    assert pop3_server.mailbox.uids() == ["uid-1", "uid-2"]
+
+
 async def test_archive_failure_raises_repair_issue(
     hass: HomeAssistant,
     *,
