@@ -264,17 +264,53 @@ async def test_sasl_plain_and_its_continuation_form(fake_pop3: FakePOP3Factory) 
             pass
 
 
-async def test_xoauth2_success_and_gmail_failure_flow(fake_pop3: FakePOP3Factory) -> None:
-    """XOAUTH2 in continuation form; a bad token's challenge gets an empty line, then -ERR."""
+async def test_xoauth2_initial_response_and_gmail_failure_flow(
+    fake_pop3: FakePOP3Factory,
+) -> None:
+    """A short token goes as initial response; a refused one's JSON challenge gets an empty
+    line, then -ERR, and the error carries the JSON status, never the token."""
     server = await fake_pop3(users={"alice": "ya29.token"})
     async with session_to(server, oauth2_token="ya29.token"):
         pass
-    with pytest.raises(POP3AuthError):
-        async with session_to(server, oauth2_token="expired"):
+    with pytest.raises(POP3AuthError) as refused:
+        async with session_to(server, oauth2_token="expired-token"):
             pass
     await wait_closed(server)
+    assert server.sessions[0].commands == ["CAPA", "AUTH XOAUTH2 ***", "QUIT"]
+    assert server.sessions[1].commands == ["CAPA", "AUTH XOAUTH2 ***", "", "QUIT"]
+    assert refused.value.status == "401"
+    assert "XOAUTH2 status 401" in str(refused.value)
+    assert "expired-token" not in str(refused.value)
+
+
+async def test_xoauth2_token_over_255_octets_goes_after_the_continuation(
+    fake_pop3: FakePOP3Factory,
+) -> None:
+    """RFC 5034: an AUTH line with its initial response stays within 255 octets."""
+    token = "t" * 300  # Microsoft's tokens are over 1,000 characters
+    server = await fake_pop3(users={"alice": token})
+    async with session_to(server, oauth2_token=token):
+        pass
+    await wait_closed(server)
     assert server.sessions[0].commands == ["CAPA", "AUTH XOAUTH2", "***", "QUIT"]
-    assert server.sessions[1].commands == ["CAPA", "AUTH XOAUTH2", "***", "", "QUIT"]
+    assert server.sessions[0].writes[1] == b"AUTH XOAUTH2\r\n"
+
+
+async def test_xoauth2_microsoft_asks_for_the_payload_after_a_continuation(
+    fake_pop3: FakePOP3Factory,
+) -> None:
+    """A server that answers AUTH XOAUTH2 with `+ ` gets the payload then, and logs in."""
+    server = await fake_pop3(users={"alice": "short.token"}, xoauth2_continuation_first=True)
+    async with session_to(server, oauth2_token="short.token") as session:
+        assert await session.stat() == (0, 0)
+    with pytest.raises(POP3AuthError) as refused:
+        async with session_to(server, oauth2_token="revoked.token"):
+            pass
+    await wait_closed(server)
+    assert server.sessions[0].commands == ["CAPA", "AUTH XOAUTH2 ***", "***", "STAT", "QUIT"]
+    # The payload once, then the empty answer to the JSON error challenge.
+    assert server.sessions[1].commands == ["CAPA", "AUTH XOAUTH2 ***", "***", "", "QUIT"]
+    assert refused.value.status == "401"
 
 
 async def test_endless_sasl_challenges_are_a_protocol_error(fake_pop3: FakePOP3Factory) -> None:

@@ -16,10 +16,10 @@ from custom_components.pop3_mail.pop3 import (
 )
 from custom_components.pop3_mail.pop3.protocol import (
     NEED_DATA,
-    Auth,
     Capa,
     Command,
     Event,
+    Pass,
     POP3Protocol,
     Reply,
 )
@@ -34,7 +34,6 @@ COMMANDS: list[Command] = [
     Retr(1),
     Dele(1),
     Capa(),
-    Auth("PLAIN"),
 ]
 
 # Bytes that look like POP3 often enough to reach every parser branch.
@@ -52,6 +51,12 @@ def run(
 ) -> tuple[list[Event], str]:
     """Feed `chunks` after sending `commands`; return the events and how it ended."""
     proto = POP3Protocol(max_response_bytes=limit)
+    # Requests are only allowed once logged in: get there first.
+    proto.receive_data(b"+OK hi\r\n")
+    proto.next_event()
+    proto.send(Pass("secret"))
+    proto.receive_data(b"+OK in\r\n")
+    proto.next_event()
     for command in commands:
         proto.send(command)
     events: list[Event] = []
@@ -88,15 +93,12 @@ def split(data: bytes, cuts: list[int]) -> list[bytes]:
     data=POP3ISH,
     cuts=st.lists(st.integers(min_value=0), max_size=8),
     eof=st.booleans(),
-    greet=st.booleans(),
 )
 def test_any_bytes_parse_or_fail_cleanly_whatever_the_chunking(
-    commands: list[Command], data: bytes, cuts: list[int], eof: bool, greet: bool
+    commands: list[Command], data: bytes, cuts: list[int], eof: bool
 ) -> None:
     """Any input gives answers or POP3ProtocolError (never another exception nor a hang),
     and cutting it into other chunks changes nothing."""
-    if greet:  # past the greeting, the commands' answers are reached more often
-        data = b"+OK hi\r\n" + data
     whole = run(commands, [data] if data else [], eof=eof)
     assert run(commands, split(data, cuts), eof=eof) == whole
 
@@ -124,8 +126,8 @@ def stuff(lines: list[bytes], eol: bytes = b"\r\n") -> bytes:
 )
 def test_dot_stuffing_round_trips(lines: list[bytes], cuts: list[int], eol: bytes) -> None:
     """stuff(x) parsed gives back x (with CRLF), however the bytes arrive, even with bare LF."""
-    wire = b"+OK hello\r\n+OK message follows" + eol + stuff(lines, eol) + b"." + eol
+    wire = b"+OK message follows" + eol + stuff(lines, eol) + b"." + eol
     events, end = run([Retr(1)], split(wire, cuts), eof=False, limit=2**20)
     assert end == "need data"
     message = b"".join(line + b"\r\n" for line in lines)
-    assert events[1:] == [Reply(Retr(1), ok=True, text="message follows", value=message)]
+    assert events == [Reply(Retr(1), ok=True, text="message follows", value=message)]

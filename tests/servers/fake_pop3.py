@@ -44,6 +44,10 @@ Constructor options (all keyword-only except `users` and `messages`):
 - `lock_sessions=True`: a login while another session holds the maildrop
   answers `IN_USE`; `server.unlock()` frees a held lock.
 - `lf_only=True`: every line the server sends ends in a bare LF.
+- `xoauth2_continuation_first=True`: act like Microsoft's servers. AUTH XOAUTH2
+  always answers `+ ` and takes the payload from the next line; an initial
+  response on the AUTH line is ignored (recorded, masked). The JSON error
+  challenge of a bad token comes as in the default (Gmail) mode.
 
 Maildrop (`server.mailbox`, one for all users): `add(raw, uid=None) -> uid`,
 `remove(uid)`, `set_uids({old: new})`, `reorder([uid, ...])`, `uids()`,
@@ -359,6 +363,7 @@ class FakePOP3Server:
         require_tls_for_plaintext: bool = False,
         lock_sessions: bool = False,
         lf_only: bool = False,
+        xoauth2_continuation_first: bool = False,
         host: str = "127.0.0.1",
     ) -> None:
         """Configure; nothing listens before `start()`."""
@@ -375,6 +380,7 @@ class FakePOP3Server:
         self.require_tls_for_plaintext = require_tls_for_plaintext
         self.lock_sessions = lock_sessions
         self.lf_only = lf_only
+        self.xoauth2_continuation_first = xoauth2_continuation_first
         self.host = host
         self.port = 0
         self.faults: list[Fault] = []
@@ -703,6 +709,8 @@ class _Session:
             return _line("-ERR Unsupported authentication mechanism.")
         if mech == "PLAIN" and self.plaintext_refused():
             return _line(PLAINTEXT_REFUSED)
+        if mech == "XOAUTH2" and self.server.xoauth2_continuation_first:
+            initial = ""  # Microsoft asks for the payload after "+ " whatever came with AUTH
         if not initial:
             await self.send(b"+ " + _CRLF)
             line = await self.read_line()

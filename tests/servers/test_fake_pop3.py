@@ -324,6 +324,17 @@ async def test_auth_xoauth2(fake_pop3: FakePOP3Factory) -> None:
     assert server.sessions[0].commands == ["AUTH XOAUTH2 ***", "", "AUTH XOAUTH2", "***"]
 
 
+async def test_auth_xoauth2_continuation_first(fake_pop3: FakePOP3Factory) -> None:
+    """Microsoft mode: AUTH XOAUTH2 always gets `+ `; the payload comes on the next line."""
+    server = await fake_pop3(users={"bob": "tok-123"}, xoauth2_continuation_first=True)
+    good = base64.b64encode(b"user=bob\x01auth=Bearer tok-123\x01\x01").decode()
+    wire, _ = await Wire.open(server)
+    assert await wire.cmd(f"AUTH XOAUTH2 {good}") == b"+ \r\n"
+    assert await wire.cmd(good) == b"+OK Logged in.\r\n"
+    await wire.close()
+    assert server.sessions[0].commands == ["AUTH XOAUTH2 ***", "***"]
+
+
 async def test_pipelined_batch_answered_in_order(fake_pop3: FakePOP3Factory) -> None:
     """Several commands in one write are answered in order and recorded as one chunk."""
     server = await fake_pop3(messages=[MSG1, MSG2])

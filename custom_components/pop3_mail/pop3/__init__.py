@@ -4,35 +4,33 @@
         count, size = await session.stat()
         results = await session.pipeline([Uidl(count), Top(count, 0)])
 
-`protocol.POP3Protocol` is the sans-I/O core (bytes in, typed answers out);
-`client` is the asyncio transport around it.
+The layers, each a module: `events` (the commands and answers as values),
+`readers` (parsing what the server sends), `writers` (encoding commands),
+`protocol` (`POP3Protocol`, the sans-I/O state machine: bytes in, typed answers
+out), `sasl` (login choices), `tls` (TLS settings) and `client` (the asyncio
+transport around it all). See README.md.
 """
 
-from .client import (
-    PORT_PLAIN,
-    PORT_SSL,
-    POP3Session,
-    Security,
-    SessionStats,
-    connect,
-    default_ssl_context,
-)
+from .client import PORT_PLAIN, PORT_SSL, POP3Session, Security, SessionStats, connect
 from .errors import (
     POP3AuthError,
     POP3ConnectionError,
     POP3Error,
     POP3InUseError,
+    POP3LocalProtocolError,
     POP3LoginDelayError,
     POP3PermError,
     POP3PlaintextRefusedError,
     POP3ProtocolError,
+    POP3RemoteProtocolError,
     POP3ResponseError,
     POP3STLSUnavailableError,
     POP3TempError,
     POP3TimeoutError,
     POP3TLSError,
 )
-from .protocol import Capabilities
+from .events import Capabilities
+from .protocol import POP3Protocol
 from .requests import (
     Dele,
     List,
@@ -41,11 +39,13 @@ from .requests import (
     Result,
     Retr,
     Rset,
+    Sizes,
     Stat,
     StatResult,
     Top,
     Uidl,
 )
+from .tls import default_ssl_context
 
 __all__ = [
     "PORT_PLAIN",
@@ -58,10 +58,13 @@ __all__ = [
     "POP3ConnectionError",
     "POP3Error",
     "POP3InUseError",
+    "POP3LocalProtocolError",
     "POP3LoginDelayError",
     "POP3PermError",
     "POP3PlaintextRefusedError",
+    "POP3Protocol",
     "POP3ProtocolError",
+    "POP3RemoteProtocolError",
     "POP3ResponseError",
     "POP3STLSUnavailableError",
     "POP3Session",
@@ -74,6 +77,7 @@ __all__ = [
     "Rset",
     "Security",
     "SessionStats",
+    "Sizes",
     "Stat",
     "StatResult",
     "Top",

@@ -1,9 +1,9 @@
 """The asyncio transport: connect, negotiate TLS, log in, and run commands with deadlines.
 
 All parsing is in `protocol.POP3Protocol`; this module moves bytes between it
-and a socket, keeps the clock (one deadline per command or pipelined batch,
-one for the whole session) and turns OS, TLS and timeout failures into the
-client's errors.
+and a socket, keeps the clock (a deadline for each answer, so each answer of a
+pipelined batch restarts it, and one for the whole session) and turns OS, TLS
+and timeout failures into the client's errors.
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ from collections import deque
 import contextlib
 from dataclasses import dataclass, field
 from enum import StrEnum
-import functools
 import ssl
 import time
-from typing import TYPE_CHECKING, Final, Self, cast
+from typing import TYPE_CHECKING, Final, Self
 
 from .errors import (
     POP3AuthError,
     POP3ConnectionError,
     POP3Error,
+    POP3LocalProtocolError,
     POP3PlaintextRefusedError,
     POP3ProtocolError,
     POP3ResponseError,
@@ -30,8 +30,7 @@ from .errors import (
     POP3TimeoutError,
     POP3TLSError,
 )
-from .protocol import (
-    DEFAULT_MAX_RESPONSE_BYTES,
+from .events import (
     NEED_DATA,
     Apop,
     Auth,
@@ -42,18 +41,26 @@ from .protocol import (
     Event,
     Greeting,
     Pass,
-    POP3Protocol,
     Quit,
     Reply,
     Stls,
     User,
     Utf8,
-    apop_timestamp,
-    encode,
     verb,
 )
-from .requests import Dele, List, Noop, Request, Result, Retr, Rset, Stat, StatResult, Top, Uidl
-from .sasl import apop_digest, choose_login, fits_initial_response, plain_payload, xoauth2_payload
+from .protocol import DEFAULT_MAX_RESPONSE_BYTES, POP3Protocol
+from .readers import apop_timestamp
+from .requests import Dele, Noop, Request, Result, Retr, Rset, Sizes, Stat, StatResult, Top, Uidl
+from .sasl import (
+    apop_digest,
+    choose_login,
+    fits_initial_response,
+    plain_payload,
+    xoauth2_error_status,
+    xoauth2_payload,
+)
+from .tls import default_ssl_context, tighten
+from .writers import encode
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -90,16 +97,6 @@ class SessionStats:
     duration: float = 0.0
 
 
-@functools.cache
-def default_ssl_context(*, verify: bool = True) -> ssl.SSLContext:
-    """A client context trusting the system CAs (read once), or trusting anything."""
-    context = ssl.create_default_context()
-    if not verify:
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def connect(
     host: str,
     port: int | None = None,
@@ -117,12 +114,21 @@ def connect(
     """A session to use with `async with`: it connects, negotiates and says goodbye.
 
     `port` defaults to 995 for `Security.SSL`, else 110. `ssl_context` None
-    uses `default_ssl_context(verify=verify_ssl)`. On a normal exit QUIT is
+    uses `default_ssl_context(verify=verify_ssl)`; a context given is raised to
+    TLS 1.2 at least (`tls.tighten`), nothing else of it is changed.
+    `command_timeout` bounds the wait for each answer (each answer of a
+    pipelined batch starts it again), `session_timeout` the whole session. On a normal exit QUIT is
     sent (the server then deletes what DELE marked; a -ERR raises). On exit by
     an exception QUIT is sent only if no DELE was, so that nothing is deleted.
     """
     if ssl_context is None and security is not Security.NONE:
         ssl_context = default_ssl_context(verify=verify_ssl)
+    elif ssl_context is not None:
+        ssl_context = tighten(ssl_context)
+    protocol = POP3Protocol(max_response_bytes=max_response_bytes)
+    for secret in (password, oauth2_token):
+        if secret:
+            protocol.add_secret(secret)
     return POP3Session(
         _Settings(
             host=host,
@@ -135,7 +141,7 @@ def connect(
             command_timeout=command_timeout,
             session_timeout=session_timeout,
         ),
-        POP3Protocol(max_response_bytes=max_response_bytes),
+        protocol,
     )
 
 
@@ -169,6 +175,7 @@ class POP3Session:
         self._started = 0.0
         self._ended: float | None = None
         self._lock = asyncio.Lock()
+        self._timeout: asyncio.Timeout | None = None
         self._broken = False
         self._dele_sent = False
         self._tls = False
@@ -221,45 +228,52 @@ class POP3Session:
         """Whether the connection is protected by TLS."""
         return self._tls
 
+    async def request[T](self, request: Request[T]) -> T:
+        """Send one request and return its typed result; a -ERR answer raises."""
+        (reply,) = await self._exchange(verb(request), [request], 1)
+        if not reply.ok:
+            raise reply.error()
+        return request.result(reply.value)
+
     async def stat(self) -> StatResult:
         """STAT: message count and total size in octets."""
-        return cast(StatResult, await self._request(Stat()))
+        return await self.request(Stat())
 
     async def list(self) -> dict[int, int]:
         """LIST: message number -> size in octets."""
-        return cast(dict[int, int], await self._request(List()))
+        return await self.request(Sizes())
 
     async def list_one(self, msg: int) -> int:
         """LIST msg: the size of one message in octets."""
-        return cast(int, await self._request(List(msg)))
+        return await self.request(Sizes(msg))
 
     async def uidl(self) -> dict[int, str]:
         """UIDL: message number -> unique id, in server order."""
-        return cast(dict[int, str], await self._request(Uidl()))
+        return await self.request(Uidl())
 
     async def uidl_one(self, msg: int) -> str:
         """UIDL msg: the unique id of one message."""
-        return cast(str, await self._request(Uidl(msg)))
+        return await self.request(Uidl(msg))
 
     async def top(self, msg: int, lines: int) -> bytes:
         """TOP msg lines: the headers and `lines` body lines (CRLF, dot-unstuffed)."""
-        return cast(bytes, await self._request(Top(msg, lines)))
+        return await self.request(Top(msg, lines))
 
     async def retr(self, msg: int) -> bytes:
         """RETR msg: the whole message (CRLF, dot-unstuffed). Many servers mark it read."""
-        return cast(bytes, await self._request(Retr(msg)))
+        return await self.request(Retr(msg))
 
     async def dele(self, msg: int) -> None:
         """DELE msg: mark for deletion; the server deletes at a successful QUIT."""
-        await self._request(Dele(msg))
+        await self.request(Dele(msg))
 
     async def rset(self) -> None:
         """RSET: unmark every message marked for deletion."""
-        await self._request(Rset())
+        await self.request(Rset())
 
     async def noop(self) -> None:
         """NOOP: keep the connection alive."""
-        await self._request(Noop())
+        await self.request(Noop())
 
     async def pipeline(
         self, requests: Sequence[Request]
@@ -268,17 +282,20 @@ class POP3Session:
 
         With PIPELINING the batch is written at once (in windows of
         `PIPELINE_WINDOW` commands); without it one command per round trip.
+        Each answer has `command_timeout` seconds to arrive.
         """
         window = PIPELINE_WINDOW if self.capabilities.pipelining else 1
         what = verb(requests[0]) if len(requests) == 1 else f"{len(requests)} pipelined commands"
         replies = await self._exchange(what, requests, window)
-        return [cast(Result, reply.value) if reply.ok else reply.error() for reply in replies]
-
-    async def _request(self, request: Request) -> Result:
-        (result,) = await self.pipeline([request])
-        if isinstance(result, POP3ResponseError):
-            raise result
-        return result
+        results: builtins.list[Result | POP3ResponseError] = []
+        for reply in replies:
+            if not reply.ok:
+                results.append(reply.error())
+            elif isinstance(reply.value, Capabilities):  # pragma: no cover - never a request's
+                raise POP3ProtocolError("A capability list answered a request")
+            else:
+                results.append(reply.value)
+        return results
 
     # --- opening and negotiation -----------------------------------------------------
 
@@ -311,10 +328,12 @@ class POP3Session:
         if settings.security is Security.STARTTLS:
             if not self.capabilities.stls:
                 raise POP3STLSUnavailableError("The server does not offer STLS (STARTTLS)")
+            if settings.ssl_context is None:  # pragma: no cover - connect() always gives one
+                raise POP3LocalProtocolError("STARTTLS needs an SSL context")
             reply = await self._send(Stls())
             if not reply.ok:
                 raise POP3STLSUnavailableError(f"The server refused STLS: {reply.text}")
-            await self._start_tls(settings.host, cast(ssl.SSLContext, settings.ssl_context))
+            await self._start_tls(settings.host, settings.ssl_context)
             # What was said before TLS could have been forged: ask again.
             self.capabilities = await self._capa()
         if self.capabilities.utf8:
@@ -322,8 +341,9 @@ class POP3Session:
         await self._login()
         if self.capabilities.per_user:
             reply = await self._send(Capa())
-            if reply.ok:  # a refusal now must not forget PIPELINING or LOGIN-DELAY
-                self.capabilities = cast(Capabilities, reply.value)
+            # A refusal now must not forget PIPELINING or LOGIN-DELAY.
+            if reply.ok and isinstance(reply.value, Capabilities):
+                self.capabilities = reply.value
 
     async def _login(self) -> None:
         try:
@@ -334,7 +354,7 @@ class POP3Session:
                 # clear: it is a rejected login, which must start reauthentication.
                 raise POP3AuthError(err.text, err.code, err.command) from err
             raise
-        except ValueError as err:
+        except POP3LocalProtocolError as err:
             # CR, LF or NUL in the username or password: no server could accept it.
             raise POP3AuthError(str(err)) from err
 
@@ -350,9 +370,9 @@ class POP3Session:
             oauth2=oauth2_token is not None,
             allow_cleartext=allow_cleartext,
         )
-        if method == "apop":
+        if method == "apop" and timestamp is not None:
             try:
-                await self._expect(Apop(username, apop_digest(cast(str, timestamp), password)))
+                await self._expect(Apop(username, apop_digest(timestamp, password)))
             except POP3AuthError as err:
                 # Servers such as qpopper put a timestamp in every greeting but refuse APOP
                 # to users without an APOP secret. With clear text allowed, USER/PASS or
@@ -363,7 +383,7 @@ class POP3Session:
                     self.capabilities, tls=False, timestamp=None, oauth2=False, allow_cleartext=True
                 )
                 try:
-                    await self._login_with(method, username, password, oauth2_token)
+                    await self._login_with(method, username, password, None)
                 except POP3ConnectionError:
                     raise err from None  # the server hung up after the refusal: that was the answer
             return
@@ -375,48 +395,69 @@ class POP3Session:
         if method == "user":
             await self._expect(User(username))
             await self._expect(Pass(password))
-        elif method == "xoauth2":
-            await self._sasl("XOAUTH2", xoauth2_payload(username, cast(str, oauth2_token)))
+        elif oauth2_token is not None:
+            await self._sasl("XOAUTH2", xoauth2_payload(username, oauth2_token))
         else:
             await self._sasl("PLAIN", plain_payload(username, password))
 
     async def _capa(self) -> Capabilities:
         reply = await self._send(Capa())
-        if not reply.ok:
+        if not reply.ok or not isinstance(reply.value, Capabilities):
             return Capabilities.assumed()
-        return cast(Capabilities, reply.value)
+        return reply.value
 
     async def _start_tls(self, host: str, context: ssl.SSLContext) -> None:
         async def handshake() -> None:
+            # The +OK to STLS must be the last byte before the handshake. Bytes after it,
+            # in the parser (checked there) or still in the StreamReader, are an attack
+            # (CVE-2011-0411): after TLS they would pass for protected answers.
+            if _unread(self._reader):
+                raise POP3ProtocolError("The server sent data after agreeing to start TLS")
             try:
+                # No await between the check above and the transport pausing its reads.
                 await self._writer.start_tls(context, server_hostname=host)
             except (ssl.SSLError, ssl.CertificateError) as err:
                 raise POP3TLSError(f"TLS with {host} failed: {err}") from err
+            self._protocol.tls_started()
 
         await self._guarded("STLS", handshake)
         self._tls = True
 
     async def _sasl(self, mechanism: str, payload: bytes) -> None:
-        """AUTH with `payload` as initial response, or after the first challenge if too long."""
-        # XOAUTH2 always in the continuation form, the one every XOAUTH2 server accepts.
-        short = mechanism != "XOAUTH2" and fits_initial_response(mechanism, payload)
-        initial = payload if short else None
-        answers = deque([] if initial is not None else [payload])
+        """AUTH `mechanism`, with `payload` as initial response, or after a `+ ` continuation.
+
+        The initial response is used when the line stays within RFC 5034's 255
+        octets; else AUTH goes alone and the payload answers the server's empty
+        challenge (what Microsoft's servers always ask for). A server answering an
+        initial response with an empty challenge gets the payload again. A
+        non-empty challenge to XOAUTH2 is the server's JSON error: answered with an
+        empty line, as the mechanism requires, and its status is kept for the error.
+        """
+        initial = payload if fits_initial_response(mechanism, payload) else None
+        owed = True  # the payload is still owed as a continuation answer
+        status: str | None = None
 
         async def exchange() -> Reply:
+            nonlocal owed, status
             await self._write(self._protocol.send(Auth(mechanism, initial)), commands=1)
             for _ in range(_MAX_CHALLENGES):
                 event = await self._next_event()
                 if isinstance(event, Reply):
                     return event
-                # Gmail answers a bad XOAUTH2 token with a challenge that needs an empty reply.
-                data = answers.popleft() if answers else b""
+                data = b""
+                if not event.data and owed:
+                    data, owed = payload, False
+                elif event.data and mechanism == "XOAUTH2":
+                    status = xoauth2_error_status(event.data, self._settings.oauth2_token)
                 await self._write(self._protocol.send(AuthReply(data)), commands=0)
             raise POP3ProtocolError("The server kept sending SASL challenges")
 
         reply = await self._guarded("AUTH", exchange)
         if not reply.ok:
-            raise reply.error()
+            error = reply.error()
+            if isinstance(error, POP3AuthError) and status is not None:
+                raise POP3AuthError(error.text, error.code, error.command, status=status)
+            raise error
 
     # --- the transport loop ------------------------------------------------------------
 
@@ -445,37 +486,70 @@ class POP3Session:
                     self._dele_sent |= any(isinstance(c, Dele) for c in batch)
                     sent = [c for c in batch if not isinstance(c, Greeting)]  # already expected
                     if sent:
+                        await self._take_unsolicited()
                         data = b"".join(self._protocol.send(c) for c in sent)
                         await self._write(data, commands=len(sent))
-                # Challenges only answer AUTH, which never comes this way.
-                replies.append(cast(Reply, await self._next_event()))
+                event = await self._next_event()
+                if not isinstance(event, Reply):
+                    raise POP3ProtocolError("A SASL challenge outside AUTH")
+                replies.append(event)
             return replies
 
         return await self._guarded(what, run)
 
     async def _guarded[T](self, what: str, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run one exchange under the deadlines; any failure leaves the session unusable."""
+        """Run one exchange under the deadlines; any failure leaves the session unusable.
+
+        Waiting for the session's lock counts against the first answer's deadline;
+        each answer received starts the next one's (`_answered`), never past the
+        session's deadline.
+        """
         if self._broken:
             raise POP3ConnectionError("The connection is closed, or unusable after a failure")
-        loop = asyncio.get_running_loop()
-        ends = min(loop.time() + self._settings.command_timeout, self._deadline)
-        async with self._lock:
-            try:
-                async with asyncio.timeout_at(ends):
+        timeout = asyncio.timeout_at(self._next_deadline())
+        locked = False
+        try:
+            async with timeout, self._lock:
+                locked = True
+                # The wait for the lock had its own deadline; the first answer gets a full one.
+                timeout.reschedule(self._next_deadline())
+                self._timeout = timeout
+                try:
                     return await operation()
-            except TimeoutError as err:
+                finally:
+                    self._timeout = None
+        except POP3Error:
+            self._broken = True
+            raise
+        except TimeoutError as err:
+            if locked:
                 self._broken = True
-                if ends == self._deadline:
-                    raise POP3TimeoutError("The POP3 session ran past its deadline") from err
+            if timeout.when() == self._deadline:
+                self._broken = True
+                raise POP3TimeoutError("The POP3 session ran past its deadline") from err
+            if not locked:
+                # Another exchange holds the session: it goes on, this caller gives up.
                 raise POP3TimeoutError(
-                    f"No answer to {what} within {self._settings.command_timeout:g} s"
+                    f"{what} waited over {self._settings.command_timeout:g} s for the session"
                 ) from err
-            except (ssl.SSLError, OSError) as err:
-                self._broken = True
-                raise POP3ConnectionError(f"Connection lost during {what}: {err}") from err
-            except BaseException:
-                self._broken = True
-                raise
+            raise POP3TimeoutError(
+                f"No answer to {what} within {self._settings.command_timeout:g} s"
+            ) from err
+        except (ssl.SSLError, OSError) as err:
+            self._broken = True
+            raise POP3ConnectionError(f"Connection lost during {what}: {err}") from err
+        except BaseException:
+            self._broken |= locked  # a caller cancelled while waiting broke nothing
+            raise
+
+    def _next_deadline(self) -> float:
+        loop = asyncio.get_running_loop()
+        return min(loop.time() + self._settings.command_timeout, self._deadline)
+
+    def _answered(self) -> None:
+        """An answer arrived: the next one gets a full `command_timeout` again."""
+        if self._timeout is not None:
+            self._timeout.reschedule(self._next_deadline())
 
     async def _write(self, data: bytes, *, commands: int) -> None:
         self._writer.write(data)
@@ -484,11 +558,19 @@ class POP3Session:
         self._counts["round_trips"] += 1
         await self._writer.drain()
 
+    async def _take_unsolicited(self) -> None:
+        """Hand the parser what the server sent before we spoke, so it is refused, not used."""
+        if not self._protocol.pending and (size := _unread(self._reader)):
+            data = await self._reader.read(size)
+            self._counts["bytes_in"] += len(data)
+            self._protocol.receive_data(data)
+
     async def _next_event(self) -> Event:
         while (event := self._protocol.next_event()) is NEED_DATA:
             data = await self._reader.read(_READ_SIZE)
             self._counts["bytes_in"] += len(data)
             self._protocol.receive_data(data)
+        self._answered()
         return event
 
     # --- goodbye -------------------------------------------------------------------------
@@ -528,6 +610,20 @@ class POP3Session:
         self._ended = time.monotonic()
         self._broken = True
         self._writer.close()
-        with contextlib.suppress(OSError, TimeoutError):
+        try:
             async with asyncio.timeout(QUIT_TIMEOUT):
                 await self._writer.wait_closed()
+        except TimeoutError:
+            # A peer that never finishes the TLS goodbye must not keep the socket open.
+            self._writer.transport.abort()
+        except OSError:
+            pass
+
+
+def _unread(reader: asyncio.StreamReader) -> int:
+    """Bytes the StreamReader holds that nobody read yet.
+
+    StreamReader has no public way to ask; its buffer is where bytes received
+    before a command (or before the TLS handshake) wait to be mistaken for answers.
+    """
+    return len(reader._buffer)  # type: ignore[attr-defined]  # noqa: SLF001

@@ -1,4 +1,4 @@
-"""The sans-I/O core of the POP3 client, in the style of h11.
+"""The sans-I/O core of the POP3 client, in the style of h11: the state machine.
 
 `POP3Protocol` never touches a socket, a clock or an event loop. Feed it what
 the server sent (`receive_data`), pull answers (`next_event` returns a `Reply`,
@@ -9,256 +9,239 @@ can match pipelined answers to their commands.
     proto = POP3Protocol()
     proto.receive_data(b"+OK ready\\r\\n")
     proto.next_event()          # Reply(command=Greeting(), ok=True, text="ready")
-    sock.send(proto.send(Stat()))
-    proto.receive_data(b"+OK 2 320\\r\\n")
-    proto.next_event()          # Reply(command=Stat(), ok=True, value=StatResult(2, 320))
+    sock.send(proto.send(Stat()))  # POP3LocalProtocolError: not logged in yet
 
-The server breaking the protocol raises `POP3ProtocolError`; the connection
-ending in the middle of an answer raises `POP3ConnectionError`. Nothing else.
+The state it tracks is enforced where bytes are produced: `send()` refuses a
+command the session's state does not allow (`POP3LocalProtocolError`), and
+`receive_data()` refuses bytes that arrive out of turn. The server breaking
+the protocol raises `POP3ProtocolError`; the connection ending in the middle
+of an answer raises `POP3ConnectionError`. Nothing else.
+
+Parsing is incremental and linear: each chunk is looked at once, a message
+body is normalised and unstuffed line by line as it arrives, and what is
+parsed is dropped from the buffer. Events, readers and writers are in their
+own modules; the names they had here are still importable from it.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 from collections import deque
-from dataclasses import dataclass, replace
-from enum import Enum, StrEnum
-import re
-from typing import Final, Literal, cast
+from dataclasses import replace
+from enum import StrEnum
+from typing import Final, NoReturn
 
-from .errors import (
-    POP3AuthError,
-    POP3ConnectionError,
-    POP3InUseError,
-    POP3LoginDelayError,
-    POP3PermError,
-    POP3PlaintextRefusedError,
-    POP3ProtocolError,
-    POP3ResponseError,
-    POP3TempError,
+from .errors import POP3ConnectionError, POP3LocalProtocolError, POP3ProtocolError
+from .events import (
+    NEED_DATA,
+    Apop,
+    Auth,
+    AuthReply,
+    Capa,
+    Capabilities,
+    Challenge,
+    Command,
+    Event,
+    Greeting,
+    NeedData,
+    Pass,
+    Quit,
+    Reply,
+    Stls,
+    User,
+    Utf8,
+    response_error,
+    verb,
 )
-from .requests import Dele, List, Noop, Request, Result, Retr, Rset, Stat, StatResult, Top, Uidl
+from .readers import (
+    MAX_STATUS_LINE,
+    apop_timestamp,
+    body_lines,
+    capabilities_body,
+    decode_challenge,
+    find_terminator,
+    one_line_value,
+    parse_capabilities,
+    parse_listing,
+    snippet,
+    status,
+)
+from .requests import Request, Retr, Sizes, Top, Uidl
+from .writers import encode
+
+__all__ = [
+    "DEFAULT_MAX_LISTING",
+    "DEFAULT_MAX_RESPONSE_BYTES",
+    "NEED_DATA",
+    "Apop",
+    "Auth",
+    "AuthReply",
+    "Capa",
+    "Capabilities",
+    "Challenge",
+    "Command",
+    "Event",
+    "Greeting",
+    "NeedData",
+    "POP3Protocol",
+    "Pass",
+    "Quit",
+    "Reply",
+    "State",
+    "Stls",
+    "User",
+    "Utf8",
+    "apop_timestamp",
+    "encode",
+    "parse_capabilities",
+    "response_error",
+    "verb",
+]
 
 DEFAULT_MAX_RESPONSE_BYTES: Final = 64 * 2**20
+#: Shortest secret redacted from server texts.
+MIN_SECRET: Final = 4
+#: Most messages one LIST or UIDL answer may name: bounds the memory of the parsed
+#: listing (about 200 bytes a message), far above any real POP3 maildrop.
+DEFAULT_MAX_LISTING: Final = 500_000
 
 
 class State(StrEnum):
-    """The RFC 1939 session state, as far as the answers received so far tell."""
+    """The RFC 1939 session state, as far as the answers received so far tell.
+
+    `STARTING_TLS` is between the server's +OK to STLS and `tls_started()`:
+    nothing may be sent, and any byte received is an attack (it would later pass
+    for a protected one).
+    """
 
     AUTHORIZATION = "AUTHORIZATION"
+    STARTING_TLS = "STARTING_TLS"
     TRANSACTION = "TRANSACTION"
     UPDATE = "UPDATE"
 
 
-class _Sentinel(Enum):
-    NEED_DATA = "NEED_DATA"
-
-
-#: `next_event()` needs more bytes from the server before it can answer.
-NEED_DATA: Final = _Sentinel.NEED_DATA
-type NeedData = Literal[_Sentinel.NEED_DATA]
-
-
-# Commands that are not pipelinable requests: negotiation and login.
-@dataclass(frozen=True, slots=True)
-class Greeting:
-    """The server's banner: not sent, but answered first."""
-
-
-@dataclass(frozen=True, slots=True)
-class Capa:
-    """CAPA (RFC 2449)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Stls:
-    """STLS (RFC 2595)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Utf8:
-    """UTF8 (RFC 6856)."""
-
-
-@dataclass(frozen=True, slots=True)
-class User:
-    """USER name."""
-
-    name: str
-
-
-@dataclass(frozen=True, slots=True)
-class Pass:
-    """PASS password."""
-
-    password: str = ""
-
-    def __repr__(self) -> str:
-        return "Pass(password='***')"
-
-
-@dataclass(frozen=True, slots=True)
-class Apop:
-    """APOP name digest."""
-
-    name: str
-    digest: str
-
-
-@dataclass(frozen=True, slots=True)
-class Auth:
-    """AUTH mechanism [initial-response] (RFC 5034); `initial` None sends none."""
-
-    mechanism: str
-    initial: bytes | None = None
-
-    def __repr__(self) -> str:
-        return f"Auth(mechanism={self.mechanism!r})"
-
-
-@dataclass(frozen=True, slots=True)
-class AuthReply:
-    """The client's answer to a SASL challenge: base64 of `data` (empty: an empty line)."""
-
-    data: bytes = b""
-
-    def __repr__(self) -> str:
-        return "AuthReply(data=b'***')"
-
-
-@dataclass(frozen=True, slots=True)
-class Quit:
-    """QUIT."""
-
-
-type Command = Request | Greeting | Capa | Stls | Utf8 | User | Pass | Apop | Auth | Quit
-
-
-@dataclass(frozen=True, slots=True)
-class Capabilities:
-    """What the server said it can do in its CAPA answer (RFC 2449).
-
-    When the server does not know CAPA, `raw` is empty and TOP, UIDL and USER
-    are assumed (the client tries them and copes with a -ERR).
-    """
-
-    top: bool = False
-    uidl: bool = False
-    user: bool = False
-    resp_codes: bool = False
-    pipelining: bool = False
-    stls: bool = False
-    utf8: bool = False
-    sasl: tuple[str, ...] = ()
-    login_delay: int | None = None
-    expire: str | None = None
-    implementation: str | None = None
-    raw: tuple[str, ...] = ()
-    #: LOGIN-DELAY or EXPIRE said "USER": the real value comes with CAPA after login.
-    per_user: bool = False
-
-    @classmethod
-    def assumed(cls) -> Capabilities:
-        """Capabilities of a server that answers -ERR to CAPA: the RFC 1939 basics, tried."""
-        return cls(top=True, uidl=True, user=True)
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One complete answer of the server to `command`.
-
-    `value` is the parsed answer to a +OK: `StatResult`, `int`, `str`,
-    `dict[int, int]`, `dict[int, str]`, `bytes` (TOP/RETR: CRLF line ends,
-    dot-unstuffed), `Capabilities`, or None.
-    """
-
-    command: Command
-    ok: bool
-    text: str
-    code: str | None = None
-    value: Result | Capabilities = None
-
-    def error(self) -> POP3ResponseError:
-        """The exception that stands for this -ERR answer."""
-        return response_error(self.command, self.code, self.text)
-
-
-@dataclass(frozen=True, slots=True)
-class Challenge:
-    """A SASL continuation ("+ base64") during AUTH; `data` is decoded."""
-
-    data: bytes
-
-
-type Event = Reply | Challenge
-
-_LOGIN_COMMANDS: Final = (User, Pass, Apop, Auth)
-_TERMINATOR: Final = re.compile(rb"\n\.\r?\n")
-_LINE_END: Final = re.compile(rb"\r?\n")
-_STATUS: Final = re.compile(rb"(\+OK|-ERR)(?:[ \t]+(.*))?", re.IGNORECASE | re.DOTALL)
-_CODE: Final = re.compile(r"\[([^\]\s]+)\]\s*(.*)", re.DOTALL)
-# Numbers of at most 20 digits: int() refuses very long ones with a ValueError, not ours.
-_TWO_NUMBERS: Final = re.compile(rb"(\d{1,20})[ \t]+(\d{1,20})(?:[ \t].*)?", re.DOTALL)
-_NUMBER_AND_UID: Final = re.compile(rb"(\d{1,20})[ \t]+([\x21-\xff]+)(?:[ \t].*)?", re.DOTALL)
-# Whole lines of a UIDL or LIST listing, matched in bulk as the chunks arrive: a listing
-# of 100,000 lines parsed in one go would hold the event loop for ~100 ms.
-_UIDL_LINES: Final = re.compile(
-    rb"^(\d{1,20})[ \t]+([\x21-\xff]+)(?:[ \t][^\n]*)?\r?\n", re.MULTILINE
-)
-_LIST_LINES: Final = re.compile(rb"^(\d{1,20})[ \t]+(\d{1,20})(?:[ \t][^\n]*)?\r?\n", re.MULTILINE)
-_TIMESTAMP: Final = re.compile(r"<[^<>\s]*@[^<>\s]*>")
-_PLAINTEXT_HINT: Final = re.compile(
-    r"plain\s*text|clear\s*text|\btls\b|\bssl\b|secure|encrypt", re.IGNORECASE
-)
-_UNSAFE: Final = re.compile(r"[\x00\r\n]")
+_AUTHORIZATION_ONLY: Final = (Stls, Utf8, User, Pass, Apop, Auth)
+_ANY_TIME: Final = (Capa, Quit)
 
 
 class POP3Protocol:
     """A POP3 client connection without I/O: bytes in, events out; commands in, bytes out."""
 
-    def __init__(self, *, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
+    def __init__(
+        self,
+        *,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_listing: int = DEFAULT_MAX_LISTING,
+    ) -> None:
         """Start before the greeting, which is the first answer expected."""
         self.max_response_bytes = max_response_bytes
+        self.max_listing = max_listing
         self.state = State.AUTHORIZATION
         self._pending: deque[Command] = deque([Greeting()])
         self._buf = bytearray()
-        self._pos = 0  # start of the answer being parsed (nothing before it is needed)
+        self._pos = 0  # first byte not parsed yet (nothing before it is needed)
         self._scan = 0  # where the search for the next line end resumes
-        self._body: tuple[int, Reply] | None = None  # multi-line answer: (body start, status)
-        # UIDL/LIST listing being received: the lines parsed so far, and where they end.
-        self._listing: dict[int, str] | dict[int, int] | None = None
-        self._parsed = 0
+        self._status: Reply | None = None  # multi-line answer being received: its status
+        # Its body so far (CRLF, unstuffed), in pieces: growing one buffer would copy it
+        # again and again, a stall of tens of ms each time once it is megabytes long.
+        self._body: list[bytes] = []
+        self._listing: dict[int, int] | dict[int, str] = {}
+        self._answer_bytes = 0  # bytes of the current answer already parsed and dropped
+        self._challenged = False
+        self._quit_sent = False
+        self._secrets: tuple[str, ...] = ()
         self._eof = False
-        self._error: POP3ProtocolError | None = None
+        self._error: POP3ProtocolError | POP3ConnectionError | None = None
 
     @property
     def pending(self) -> int:
         """Answers still expected from the server."""
         return len(self._pending)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes received and not yet parsed."""
+        return len(self._buf) - self._pos
+
+    def add_secret(self, secret: str) -> None:
+        """Never show `secret` (or its base64) in an answer's text: servers echo it back.
+
+        Secrets shorter than `MIN_SECRET` characters are left alone: replacing
+        every "x" in a server's sentence would hide the server's words, not a secret.
+        """
+        if len(secret) >= MIN_SECRET:
+            encoded = base64.b64encode(secret.encode()).decode()
+            self._secrets = (*self._secrets, secret, encoded)
+
     def send(self, command: Command | AuthReply) -> bytes:
-        """Return the line to write for `command` and expect its answer."""
+        """Return the line to write for `command` and expect its answer.
+
+        Raises `POP3LocalProtocolError` when the session's state does not allow
+        `command` (STAT before login, anything after QUIT or during STLS), and
+        `POP3ProtocolError` when the server already sent bytes nobody asked for.
+        """
+        self._check_allowed(command)
+        if not self._pending and self.buffered:
+            # Sent before we spoke: these bytes would be taken as the answer to `command`.
+            self._fail(
+                POP3ProtocolError(
+                    f"The server sent data nobody asked for: {snippet(self._buf[self._pos :])}"
+                )
+            )
         line = encode(command)
+        if isinstance(command, Pass):
+            self.add_secret(command.password)
+        elif isinstance(command, Auth) and command.initial:
+            self._secrets = (*self._secrets, base64.b64encode(command.initial).decode())
         if isinstance(command, AuthReply):
-            if not self._pending or not isinstance(self._pending[0], Auth):
-                raise ValueError("AuthReply is only an answer to a challenge during AUTH")
+            self._challenged = False
+            if command.data:
+                self._secrets = (*self._secrets, base64.b64encode(command.data).decode())
         else:
             self._pending.append(command)
+            self._quit_sent |= isinstance(command, Quit)
         return line
+
+    def _check_allowed(self, command: Command | AuthReply) -> None:
+        if self._quit_sent:
+            raise POP3LocalProtocolError(f"{verb(command)} after QUIT")
+        if self.state is State.STARTING_TLS:
+            raise POP3LocalProtocolError(f"{verb(command)} before the TLS handshake is done")
+        if self._pending and isinstance(self._pending[0], Greeting):
+            raise POP3LocalProtocolError(f"{verb(command)} before the server's greeting")
+        if isinstance(command, AuthReply):
+            if not self._challenged:
+                raise POP3LocalProtocolError(
+                    "AuthReply is only an answer to a challenge during AUTH"
+                )
+            return
+        if self._pending and isinstance(self._pending[-1], Auth):  # nothing is sent after AUTH
+            raise POP3LocalProtocolError(f"{verb(command)} in the middle of AUTH")
+        if isinstance(command, _ANY_TIME):
+            return
+        if self.state is State.AUTHORIZATION:
+            if not isinstance(command, _AUTHORIZATION_ONLY):
+                raise POP3LocalProtocolError(f"{verb(command)} before login")
+        elif not isinstance(command, Request):
+            raise POP3LocalProtocolError(f"{verb(command)} after login")
+
+    def tls_started(self) -> None:
+        """The transport finished the TLS handshake that STLS agreed to."""
+        if self.state is not State.STARTING_TLS:
+            raise POP3LocalProtocolError("No STLS was agreed to")
+        self.state = State.AUTHORIZATION
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes from the server; `b""` means the server closed the connection."""
         if not data:
             self._eof = True
             return
+        if self.state is State.STARTING_TLS:
+            self._fail(POP3ProtocolError("The server sent data after agreeing to start TLS"))
         if self._pos:
             # Drop what is parsed here, not per answer: keeps long pipelined batches linear.
             del self._buf[: self._pos]
             self._scan -= self._pos
-            if self._body is not None:
-                self._body = (self._body[0] - self._pos, self._body[1])
-            self._parsed = max(0, self._parsed - self._pos)
             self._pos = 0
         self._buf += data
 
@@ -268,88 +251,84 @@ class POP3Protocol:
             raise self._error
         try:
             return self._next_event()
-        except POP3ProtocolError as err:
-            self._error = err
-            raise
+        except (POP3ProtocolError, POP3ConnectionError) as err:
+            self._fail(err)
+
+    def _fail(self, err: POP3ProtocolError | POP3ConnectionError) -> NoReturn:
+        # Once broken, always broken: a parser that resynchronised could be fed forged answers.
+        self._error = err
+        raise err
 
     def _next_event(self) -> Event | NeedData:
         if not self._pending:
-            if self._pos < len(self._buf):
+            if self.buffered:
                 raise POP3ProtocolError(
-                    f"The server sent data nobody asked for: {_snippet(self._buf[self._pos :])}"
+                    f"The server sent data nobody asked for: {snippet(self._buf[self._pos :])}"
                 )
             return self._need_data(expecting=False)
-        if self._body is not None:
-            return self._multiline(*self._body)
+        if self._status is not None:
+            return self._multiline(self._status)
         command = self._pending[0]
         end = self._buf.find(b"\n", self._scan)
         if end < 0:
             self._scan = len(self._buf)
-            self._check_size(len(self._buf) - self._pos)
+            self._check_line(len(self._buf) - self._pos)
             return self._need_data(expecting=True)
-        self._check_size(end + 1 - self._pos)
+        self._check_line(end - self._pos)
         line = bytes(self._buf[self._pos : end]).removesuffix(b"\r")
-        self._scan = end + 1
+        self._scan = self._pos = end + 1
         if isinstance(command, Auth) and line[:1] == b"+" and line[:3].upper() != b"+OK":
-            self._pos = end + 1
-            return Challenge(_decode_challenge(line))
-        reply, rest = _status(command, line)
+            self._challenged = True
+            return Challenge(decode_challenge(line))
+        reply, rest = status(command, line, self._secrets)
         if reply.ok and _is_multiline(command):
-            self._body = (end + 1, reply)
-            self._scan = end  # the status line's LF may begin the terminator
-            return self._multiline(*self._body)
-        self._pos = end + 1
-        return self._finish(_with_value(reply, rest))
+            self._status, self._answer_bytes = reply, len(line) + 2
+            self._body, self._listing = [], {}
+            return self._multiline(reply)
+        if reply.ok:
+            reply = replace(reply, value=one_line_value(command, rest))
+        return self._finish(reply)
 
-    def _multiline(self, body_start: int, reply: Reply) -> Event | NeedData:
-        start = self._pos
+    def _check_line(self, size: int) -> None:
+        self._check_size(size)
+        if size > MAX_STATUS_LINE:
+            raise POP3ProtocolError(f"A status line is longer than {MAX_STATUS_LINE} octets")
+
+    def _multiline(self, reply: Reply) -> Event | NeedData:
+        """Take the whole lines received so far into the body; finish at the terminator."""
         command = reply.command
-        listing = command if isinstance(command, (List, Uidl)) and command.msg is None else None
-        if listing is not None and self._listing is None:
-            self._listing, self._parsed = {}, body_start
-        match = _TERMINATOR.search(self._buf, self._scan)
-        if match is None:
-            # A terminator could begin in the last 3 bytes and end in the next chunk.
-            self._scan = max(self._scan, len(self._buf) - 3)
-            self._check_size(len(self._buf) - start)
-            if listing is not None:
-                self._parse_listing(listing, self._buf.rfind(b"\n") + 1)
-            return self._need_data(expecting=True)
-        self._check_size(match.end() - start)
-        if listing is not None:
-            self._parse_listing(listing, match.start() + 1)
-            value, self._listing = self._listing, None
-            self._pos = self._scan = match.end()
-            self._body = None
-            return self._finish(replace(reply, value=value))
-        body = bytes(self._buf[body_start : match.start() + 1])
-        self._pos = self._scan = match.end()
-        self._body = None
-        return self._finish(_with_body(reply, _unstuff(body)))
-
-    def _parse_listing(self, command: List | Uidl, end: int) -> None:
-        """Add the complete listing lines between `_parsed` and `end` to `_listing`."""
-        start, listing = self._parsed, self._listing
-        if end <= start or listing is None:
-            return
-        pattern = _UIDL_LINES if isinstance(command, Uidl) else _LIST_LINES
-        pairs = pattern.findall(self._buf, start, end)
-        if len(pairs) != self._buf.count(b"\n", start, end):
-            bad = next(
-                line
-                for line in bytes(self._buf[start:end]).split(b"\n")[:-1]
-                if pattern.fullmatch(line + b"\n") is None
+        last = self._buf.rfind(b"\n", self._scan)
+        end = last + 1 if last >= 0 else self._pos
+        self._scan = len(self._buf)
+        terminator = find_terminator(self._buf, self._pos, end)
+        lines_end = terminator if terminator >= 0 else end
+        self._check_size(self._answer_bytes + (lines_end - self._pos))
+        if isinstance(command, (Sizes, Uidl)):
+            parse_listing(
+                command,
+                self._buf,
+                self._pos,
+                lines_end,
+                into=self._listing,
+                max_entries=self.max_listing,
             )
-            raise POP3ProtocolError(f"Malformed line in answer to {verb(command)}: {_snippet(bad)}")
-        if isinstance(command, Uidl):
-            uids = cast("dict[int, str]", listing)
-            for number, uid in pairs:
-                uids[int(number)] = uid.decode("latin-1")
         else:
-            sizes = cast("dict[int, int]", listing)
-            for number, size in pairs:
-                sizes[int(number)] = int(size)
-        self._parsed = end
+            self._body.append(body_lines(self._buf[self._pos : lines_end]))
+        self._answer_bytes += lines_end - self._pos
+        self._pos = lines_end
+        if terminator < 0:
+            # An unfinished line is held until its end arrives, within the answer's cap.
+            self._check_size(self._answer_bytes + self.buffered)
+            return self._need_data(expecting=True)
+        self._pos = self._scan = self._buf.index(b"\n", terminator) + 1
+        self._status = None
+        if isinstance(command, (Sizes, Uidl)):
+            value, self._listing = self._listing, {}
+            return self._finish(replace(reply, value=value))
+        body, self._body = b"".join(self._body), []
+        if isinstance(command, Capa):
+            return self._finish(replace(reply, value=capabilities_body(body)))
+        return self._finish(replace(reply, value=body))
 
     def _finish(self, reply: Reply) -> Reply:
         self._pending.popleft()
@@ -358,9 +337,11 @@ class POP3Protocol:
                 self.state = State.TRANSACTION
             elif isinstance(reply.command, Quit):
                 self.state = State.UPDATE
-            elif isinstance(reply.command, Stls) and self._pos < len(self._buf):
-                # Bytes sent before TLS starts would later pass for protected ones.
-                raise POP3ProtocolError("The server sent data after agreeing to start TLS")
+            elif isinstance(reply.command, Stls):
+                if self.buffered:
+                    # Bytes sent before TLS starts would later pass for protected ones.
+                    raise POP3ProtocolError("The server sent data after agreeing to start TLS")
+                self.state = State.STARTING_TLS
         return reply
 
     def _check_size(self, size: int) -> None:
@@ -376,202 +357,7 @@ class POP3Protocol:
         return NEED_DATA
 
 
-def _unstuff(body: bytes) -> bytes:
-    """CRLF line ends, and one leading dot less on every line that starts with one."""
-    # Plain bytes methods, not regular expressions: ten times faster on big messages.
-    if body.count(b"\n") != body.count(b"\r\n"):
-        body = _LINE_END.sub(b"\r\n", body)  # a server sending bare LF: rare, slower path
-    body = body.replace(b"\n.", b"\n")
-    return body.removeprefix(b".")
-
-
-def _snippet(data: bytes | bytearray) -> str:
-    return repr(bytes(data[:60]))
-
-
-def _decode_challenge(line: bytes) -> bytes:
-    payload = line[1:].strip(b" ")
-    try:
-        return base64.b64decode(payload, validate=True)
-    except binascii.Error as err:
-        raise POP3ProtocolError(f"Invalid SASL challenge: {_snippet(line)}") from err
-
-
 def _is_multiline(command: Command) -> bool:
-    if isinstance(command, (List, Uidl)):
+    if isinstance(command, (Sizes, Uidl)):
         return command.msg is None
     return isinstance(command, (Capa, Top, Retr))
-
-
-def _status(command: Command, line: bytes) -> tuple[Reply, bytes]:
-    """The status of an answer's first line, and the bytes after it."""
-    match = _STATUS.fullmatch(line)
-    if match is None:
-        raise POP3ProtocolError(f"Expected +OK or -ERR, got {_snippet(line)}")
-    rest = match[2] or b""
-    text = rest.decode("utf-8", "replace").strip()
-    code = None
-    if coded := _CODE.fullmatch(text):
-        code, text = coded[1].upper(), coded[2]
-    return Reply(command, match[1].upper() == b"+OK", text, code), rest
-
-
-def _with_value(reply: Reply, rest: bytes) -> Reply:
-    """Parse what a one-line +OK answer carries (STAT, LIST n, UIDL n)."""
-    command = reply.command
-    if not reply.ok or not isinstance(command, (Stat, List, Uidl)):
-        return reply
-    pattern = _NUMBER_AND_UID if isinstance(command, Uidl) else _TWO_NUMBERS
-    match = pattern.fullmatch(rest)
-    if match is None or (not isinstance(command, Stat) and int(match[1]) != command.msg):
-        raise POP3ProtocolError(f"Malformed answer to {verb(command)}: {_snippet(rest)}")
-    value: Result
-    if isinstance(command, Stat):
-        value = StatResult(int(match[1]), int(match[2]))
-    elif isinstance(command, List):
-        value = int(match[2])
-    else:
-        value = match[2].decode("latin-1")
-    return replace(reply, value=value)
-
-
-def _with_body(reply: Reply, data: bytes) -> Reply:
-    """Parse a multi-line +OK answer (CRLF line ends, dot-unstuffed)."""
-    command = reply.command
-    value: Result | Capabilities
-    if isinstance(command, Capa):
-        value = parse_capabilities(data.decode("utf-8", "replace").split("\r\n")[:-1])
-    else:
-        value = data
-    return replace(reply, value=value)
-
-
-def parse_capabilities(lines: list[str]) -> Capabilities:
-    """Build `Capabilities` from the lines of a CAPA answer; unknown ones are kept in `raw`."""
-    flags: dict[str, bool] = {}
-    sasl: tuple[str, ...] = ()
-    login_delay: int | None = None
-    expire: str | None = None
-    implementation: str | None = None
-    per_user = False
-    for line in lines:
-        name, _, arg = line.strip().partition(" ")
-        name, words = name.upper(), arg.split()
-        if name in {"TOP", "UIDL", "USER", "RESP-CODES", "PIPELINING", "STLS", "UTF8"}:
-            flags[name] = True
-        elif name == "SASL":
-            sasl = tuple(word.upper() for word in words)
-        elif name == "LOGIN-DELAY" and words and words[0].isascii() and words[0].isdigit():
-            # Longer than 12 digits (30,000 years) is "never"; int() of 5,000 digits would raise.
-            login_delay = int(words[0]) if len(words[0]) <= 12 else 10**12
-            per_user |= words[1:2] == ["USER"]
-        elif name == "EXPIRE" and words:
-            expire = words[0]
-            per_user |= words[1:2] == ["USER"]
-        elif name == "IMPLEMENTATION":
-            implementation = arg.strip() or None
-    return Capabilities(
-        top=flags.get("TOP", False),
-        uidl=flags.get("UIDL", False),
-        user=flags.get("USER", False),
-        resp_codes=flags.get("RESP-CODES", False),
-        pipelining=flags.get("PIPELINING", False),
-        stls=flags.get("STLS", False),
-        utf8=flags.get("UTF8", False),
-        sasl=sasl,
-        login_delay=login_delay,
-        expire=expire,
-        implementation=implementation,
-        raw=tuple(line.strip() for line in lines),
-        per_user=per_user,
-    )
-
-
-def apop_timestamp(greeting: str) -> str | None:
-    """The `<...@...>` timestamp of an RFC 1939 greeting, which APOP needs; None without one."""
-    match = _TIMESTAMP.search(greeting)
-    return match[0] if match else None
-
-
-def response_error(command: Command | None, code: str | None, text: str) -> POP3ResponseError:
-    """The exception class for a -ERR answer: by response code, else by the command answered."""
-    word = None if command is None or isinstance(command, Greeting) else verb(command)
-    by_code: dict[str, type[POP3ResponseError]] = {
-        "IN-USE": POP3InUseError,
-        "LOGIN-DELAY": POP3LoginDelayError,
-        "SYS/TEMP": POP3TempError,
-        "SYS/PERM": POP3PermError,
-    }
-    if code in by_code:
-        return by_code[code](text, code, word)
-    if isinstance(command, _LOGIN_COMMANDS) or code == "AUTH":
-        if isinstance(command, _LOGIN_COMMANDS) and _PLAINTEXT_HINT.search(text):
-            return POP3PlaintextRefusedError(text, code, word)
-        return POP3AuthError(text, code, word)
-    return POP3ResponseError(text, code, word)
-
-
-def verb(command: Command | AuthReply) -> str:
-    """The command word of `command` ("RETR"), for messages; never its arguments."""
-    return _VERBS[type(command)]
-
-
-_VERBS: Final[dict[type, str]] = {
-    Stat: "STAT",
-    List: "LIST",
-    Uidl: "UIDL",
-    Top: "TOP",
-    Retr: "RETR",
-    Dele: "DELE",
-    Noop: "NOOP",
-    Rset: "RSET",
-    Capa: "CAPA",
-    Stls: "STLS",
-    Utf8: "UTF8",
-    User: "USER",
-    Pass: "PASS",
-    Apop: "APOP",
-    Auth: "AUTH",
-    Quit: "QUIT",
-    Greeting: "greeting",
-    AuthReply: "AUTH",
-}
-
-
-def encode(command: Command | AuthReply) -> bytes:
-    """The command line for `command`, CRLF included (no state involved)."""
-    match command:
-        case Greeting():
-            raise ValueError("The greeting is not sent")
-        case AuthReply(data):
-            return base64.b64encode(data) + b"\r\n"
-        case Auth(mechanism, initial):
-            words = [mechanism] if initial is None else [mechanism, _initial_response(initial)]
-        case User(name):
-            words = [name]
-        case Pass(password):
-            words = [password]
-        case Apop(name, digest):
-            words = [name, digest]
-        case Top(msg, lines):
-            words = [_number(msg), _number(lines, minimum=0)]
-        case Retr(msg) | Dele(msg):
-            words = [_number(msg)]
-        case List(msg) | Uidl(msg):
-            words = [] if msg is None else [_number(msg)]
-        case _:
-            words = []
-    if any(_UNSAFE.search(word) for word in words):
-        raise ValueError(f"{verb(command)} arguments cannot hold CR, LF or NUL")
-    return " ".join([verb(command), *words]).encode() + b"\r\n"
-
-
-def _initial_response(data: bytes) -> str:
-    # RFC 5034: an empty initial response is sent as "=".
-    return base64.b64encode(data).decode() or "="
-
-
-def _number(value: int, *, minimum: int = 1) -> str:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"Expected an integer >= {minimum}, got {value!r}")
-    return str(value)

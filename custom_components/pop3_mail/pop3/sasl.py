@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+import re
 from typing import TYPE_CHECKING, Final, Literal
 
 from .errors import POP3Error
@@ -15,6 +17,9 @@ type LoginMethod = Literal["xoauth2", "plain", "user", "apop"]
 
 #: RFC 5034: an AUTH line with its initial response may not exceed 255 octets.
 MAX_AUTH_LINE: Final = 255
+#: Longest XOAUTH2 error status kept: it is the server's text, headed for logs.
+MAX_STATUS: Final = 100
+_PRINTABLE: Final = re.compile(r"[^\x20-\x7e]")
 
 
 def choose_login(
@@ -60,3 +65,23 @@ def xoauth2_payload(username: str, token: str) -> bytes:
 def fits_initial_response(mechanism: str, payload: bytes) -> bool:
     """Whether `AUTH mechanism <base64>` stays within the RFC 5034 line limit."""
     return len(f"AUTH {mechanism} ") + len(base64.b64encode(payload)) + 2 <= MAX_AUTH_LINE
+
+
+def xoauth2_error_status(challenge: bytes, token: str | None) -> str:
+    """What a refused XOAUTH2 token's JSON challenge says, for a person; never the token.
+
+    Gmail sends ``{"status":"401","schemes":"bearer","scope":"..."}``; others
+    add an ``error``. The result is printable ASCII, at most `MAX_STATUS`
+    characters, ``"unknown"`` when the challenge is not such JSON.
+    """
+    try:
+        fields = json.loads(challenge)
+    except ValueError:
+        return "unknown"
+    if not isinstance(fields, dict):
+        return "unknown"
+    parts = [str(fields[key]) for key in ("status", "error") if key in fields]
+    text = _PRINTABLE.sub("?", " ".join(parts)) or "unknown"
+    if token:
+        text = text.replace(token, "***")
+    return text[:MAX_STATUS]
