@@ -117,9 +117,12 @@ def connect(
     uses `default_ssl_context(verify=verify_ssl)`; a context given is raised to
     TLS 1.2 at least (`tls.tighten`), nothing else of it is changed.
     `command_timeout` bounds the wait for each answer (each answer of a
-    pipelined batch starts it again), `session_timeout` the whole session. On a normal exit QUIT is
-    sent (the server then deletes what DELE marked; a -ERR raises). On exit by
-    an exception QUIT is sent only if no DELE was, so that nothing is deleted.
+    pipelined batch starts it again), `session_timeout` the whole session.
+    `password` and `oauth2_token` are replaced by ``***`` in server texts.
+
+    On a normal exit QUIT is sent (the server then deletes what DELE marked; a
+    -ERR raises). On exit by an exception QUIT is sent only if no DELE was, so
+    that nothing is deleted.
     """
     if ssl_context is None and security is not Security.NONE:
         ssl_context = default_ssl_context(verify=verify_ssl)
@@ -439,6 +442,7 @@ class POP3Session:
 
         async def exchange() -> Reply:
             nonlocal owed, status
+            await self._take_unsolicited()
             await self._write(self._protocol.send(Auth(mechanism, initial)), commands=1)
             for _ in range(_MAX_CHALLENGES):
                 event = await self._next_event()
