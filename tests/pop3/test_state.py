@@ -36,6 +36,7 @@ from custom_components.pop3_mail.pop3.protocol import (
     Utf8,
 )
 from custom_components.pop3_mail.pop3.readers import MAX_LIST_LINE, body_lines, find_terminator
+from custom_components.pop3_mail.pop3.sasl import xoauth2_error_status
 
 from .test_protocol import answer, connected, logged_in
 
@@ -213,3 +214,16 @@ def test_body_lines_and_terminator_search() -> None:
     assert find_terminator(buf, 0, len(buf)) == 7
     assert find_terminator(bytearray(b".\n"), 0, 2) == 0
     assert find_terminator(bytearray(b"a\n..\n"), 0, 5) == -1
+
+
+def test_xoauth2_error_status_is_bounded_printable_and_tokenless() -> None:
+    assert xoauth2_error_status(b'{"status":"401","schemes":"bearer"}', "tok") == "401"
+    assert xoauth2_error_status(b'{"status":"400","error":"invalid_token"}', None) == (
+        "400 invalid_token"
+    )
+    assert xoauth2_error_status(b"not json", "tok") == "unknown"
+    assert xoauth2_error_status(b'["401"]', "tok") == "unknown"
+    assert xoauth2_error_status(b'{"schemes":"bearer"}', "tok") == "unknown"
+    echoed = xoauth2_error_status(b'{"status":"401 ya29.secret\\u0007"}', "ya29.secret")
+    assert echoed == "401 ***?"
+    assert len(xoauth2_error_status(('{"status":"' + "9" * 500 + '"}').encode(), None)) == 100
