@@ -4,13 +4,13 @@ The streams are built from what attackers send: numbers past 2^64, message 0,
 repeated numbers, UIDs too long or 8-bit, bare LF runs, terminators in odd
 places, challenges outside AUTH, NUL bytes, and runs of one byte long enough to
 cross the size caps. Whatever comes, the core either yields `Reply` events or
-raises `POP3ProtocolError` / `POP3ConnectionError`, and the memory it allocates
-while parsing stays within a fixed multiple of its per-answer cap.
+raises `POP3ProtocolError` / `POP3ConnectionError`, and what it holds while
+parsing (unparsed input, the body so far, the listing so far) stays within its
+caps. (Measured from the core's own figures: tracemalloc, tried first, upsets
+coverage's sys.monitoring on Python 3.14 for the tests that run after it.)
 """
 
 from __future__ import annotations
-
-import tracemalloc
 
 from hypothesis import given, settings, strategies as st
 
@@ -76,21 +76,29 @@ def logged_in() -> POP3Protocol:
     return proto
 
 
-def feed(proto: POP3Protocol, data: bytes, chunk: int, *, eof: bool) -> str:
-    """Feed `data` in `chunk`-byte pieces; return how it ended. Events are not kept."""
+def feed(proto: POP3Protocol, data: bytes, chunk: int, *, eof: bool) -> tuple[str, int]:
+    """Feed `data` in `chunk`-byte pieces; return how it ended and the most the core held.
+
+    Events are not kept, so what is held is the core's alone.
+    """
+    most = 0
     try:
         for start in range(0, len(data), chunk):
             proto.receive_data(data[start : start + chunk])
+            most = max(most, proto.held_bytes)
             while (event := proto.next_event()) is not NEED_DATA:
                 assert isinstance(event, Reply)
+                most = max(most, proto.held_bytes)
+            most = max(most, proto.held_bytes)
+            assert len(proto._listing) <= proto.max_listing
         if eof:
             proto.receive_data(b"")
             proto.next_event()
     except POP3ProtocolError:
-        return "protocol error"
+        return "protocol error", most
     except POP3ConnectionError:
-        return "closed"
-    return "ok"
+        return "closed", most
+    return "ok", most
 
 
 @settings(max_examples=150, deadline=None)
@@ -103,20 +111,15 @@ def feed(proto: POP3Protocol, data: bytes, chunk: int, *, eof: bool) -> str:
 def test_hostile_streams_give_typed_results_in_bounded_memory(
     commands: list[Command], data: bytes, chunk: int, eof: bool
 ) -> None:
-    """Never another exception; parsing allocates at most a fixed multiple of the cap."""
+    """Never another exception; the core never holds more than its caps allow."""
     proto = logged_in()
     for command in commands:
         proto.send(command)
-    tracemalloc.start()
-    try:
-        outcome = feed(proto, data, chunk, eof=eof)
-        _, peak = tracemalloc.get_traced_memory()
-    finally:
-        tracemalloc.stop()
+    outcome, most = feed(proto, data, chunk, eof=eof)
     assert outcome in {"ok", "protocol error", "closed"}
-    # Input chunk + held partial line (<= cap) + body pieces and their join (2x cap after
-    # bare LF doubles) + a listing of at most 1,000 entries: 8x the cap is ample.
-    assert peak < 8 * LIMIT + chunk
+    # The unparsed input (one chunk, plus a held partial line within the cap) and the
+    # body so far (within the cap, doubled at most when bare LF become CRLF).
+    assert most <= chunk + 3 * LIMIT
 
 
 @settings(max_examples=50, deadline=None)
@@ -127,4 +130,4 @@ def test_an_answer_past_the_cap_is_refused_for_every_command(size: int, piece: b
         proto = logged_in()
         proto.send(command)
         data = b"+OK\r\n" + (piece * (size // len(piece) + 1))[:size] + b".\r\n"
-        assert feed(proto, data, 4096, eof=False) == "protocol error", command
+        assert feed(proto, data, 4096, eof=False)[0] == "protocol error", command

@@ -164,6 +164,11 @@ class POP3Protocol:
         """Bytes received and not yet parsed."""
         return len(self._buf) - self._pos
 
+    @property
+    def held_bytes(self) -> int:
+        """Bytes the core holds now: input not yet parsed, and the body being received."""
+        return len(self._buf) + self._body.tell()
+
     def add_secret(self, secret: str) -> None:
         """Never show `secret` (or its base64) in an answer's text: servers echo it back.
 
