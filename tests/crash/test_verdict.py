@@ -79,6 +79,16 @@ def test_repeats_across_several_kills_in_a_row() -> None:
     assert verdict.duplicates == 2
 
 
+def test_a_start_killed_while_repeating_leaves_the_rest_to_the_next() -> None:
+    verdict = judge(
+        delivered(1, 2, 3),
+        [*said(1, 1, 1, 2, 3), *said(2, 0, 1), *said(3, 0, 1, 2, 3)],
+        [killed(1), killed(2), stopped(3)],
+    )
+    assert verdict.ok, verdict.violations
+    assert verdict.duplicates == 4
+
+
 def test_an_earlier_check_of_a_killed_run_must_not_be_repeated() -> None:
     verdict = judge(
         delivered(1, 2),
@@ -86,7 +96,7 @@ def test_an_earlier_check_of_a_killed_run_must_not_be_repeated() -> None:
         [killed(1), stopped(2)],
     )
     assert not verdict.ok
-    assert "not in the last announcing check" in verdict.violations[0]
+    assert "before the last announcing check" in verdict.violations[0]
 
 
 def test_nothing_is_repeated_after_a_clean_stop() -> None:
@@ -98,7 +108,7 @@ def test_nothing_is_repeated_after_a_clean_stop() -> None:
 def test_nothing_is_announced_twice_within_one_run() -> None:
     verdict = judge(delivered(1), [*said(1, 0, 1), *said(1, 1, 1)], [killed(1)])
     assert not verdict.ok
-    assert "twice in one run" in verdict.violations[0]
+    assert "announced again within one run" in verdict.violations[0]
 
 
 def test_the_repeat_comes_with_the_next_start_not_later() -> None:
@@ -108,7 +118,17 @@ def test_the_repeat_comes_with_the_next_start_not_later() -> None:
         [killed(1), killed(2), stopped(3)],
     )
     assert not verdict.ok
-    assert "next start" in verdict.violations[0]
+    assert "later start than the next one" in verdict.violations[0]
+
+
+def test_a_start_between_that_checked_twice_should_have_repeated() -> None:
+    verdict = judge(
+        delivered(1, 2, 3),
+        [*said(1, 0, 1), *said(2, 0, 2), *said(2, 1, 3), *said(3, 0, 1)],
+        [killed(1), killed(2), stopped(3)],
+    )
+    assert not verdict.ok
+    assert "later start than the next one" in verdict.violations[0]
 
 
 def test_the_repeat_comes_with_the_first_check_of_the_next_start() -> None:
@@ -118,7 +138,7 @@ def test_the_repeat_comes_with_the_first_check_of_the_next_start() -> None:
         [killed(1), stopped(2)],
     )
     assert not verdict.ok
-    assert "first announcing check" in verdict.violations[0]
+    assert "after the first announcing check of the next start" in verdict.violations[0]
 
 
 def test_a_message_keeps_its_uid_and_a_uid_its_message() -> None:
@@ -178,3 +198,14 @@ def test_state_files_must_exist_and_be_store_documents(tmp_path: Path) -> None:
     assert len(problems) == 2
     assert "is not valid JSON" in problems[0]
     assert "not a Store document" in problems[1]
+
+
+def test_one_line_per_broken_rule_not_per_message() -> None:
+    verdict = judge(
+        delivered(1, 2, 3),
+        [*said(1, 0, 1, 2), *said(1, 1, 3), *said(2, 0, 1, 2)],
+        [killed(1), stopped(2)],
+    )
+    assert len(verdict.violations) == 1
+    assert verdict.violations[0].startswith("2 messages announced again though")
+    assert "<1@x>, <2@x>" in verdict.violations[0]

@@ -9,7 +9,8 @@ messages and saving that fact, the next start announces that check's messages ag
 with the same uid. So a message may be announced more than once only when every
 announcement but the last was in the last announcing check of a run that was
 killed, and the next one came in the first announcing check of the next run that
-announced anything.
+announced anything (or of a later one, when the runs between were killed in their
+first announcing check, while repeating it).
 """
 
 from __future__ import annotations
@@ -129,18 +130,24 @@ def judge(
 
     checks_of_run = _checks_of_runs(announcements)
     runs_announcing = sorted(checks_of_run)
+    # One line per way of breaking the rule (and pair of runs), not one per message.
+    broken: dict[str, list[str]] = defaultdict(list)
     for message_id, chain in by_message.items():
         verdict.duplicates += len(chain) - 1
         for first, again in itertools.pairwise(chain):
             problem = _repeat_problem(first, again, ended, checks_of_run, runs_announcing)
             if problem:
-                verdict.violations.append(f"{message_id} announced twice: {problem}")
+                broken[problem].append(message_id)
             else:
                 end = ended[first.run]
                 verdict.repeats.append(
                     Repeat(message_id, first.run, round((end.t - first.t) * 1000, 1))
                 )
 
+    verdict.violations.extend(
+        f"{len(messages)} messages announced again {problem}: {_listed(messages)}"
+        for problem, messages in broken.items()
+    )
     repeated_runs = {repeat.run for repeat in verdict.repeats}
     for run, checks in sorted(checks_of_run.items()):
         end = ended.get(run)
@@ -163,17 +170,27 @@ def _repeat_problem(
     """Why announcing `again` after `first` breaks the contract, or None when it is allowed."""
     where = f"run {first.run} check {first.check}, then run {again.run} check {again.check}"
     if again.run == first.run:
-        return f"twice in one run ({where})"
+        return f"within one run ({where})"
     end = ended.get(first.run)
     if end is None or not end.killed:
         return f"again after a clean stop ({where})"
     if first.check != max(checks_of_run[first.run]):
-        return f"the first time was not in the last announcing check before the kill ({where})"
-    later = [run for run in runs_announcing if run > first.run]
-    if again.run != later[0]:
-        return f"not repeated by the next start that announced anything ({where})"
+        return (
+            f"though first announced before the last announcing check of the killed run ({where})"
+        )
+    # A start killed while it repeated the check (announcing nothing else) leaves the rest of
+    # that check to the start after it.
+    repeated = {a.message_id for a in checks_of_run[first.run][first.check]}
+    skipped = [run for run in runs_announcing if first.run < run < again.run]
+    if any(
+        (end := ended.get(run)) is None
+        or not end.killed
+        or not {a.message_id for check in checks_of_run[run].values() for a in check} <= repeated
+        for run in skipped
+    ):
+        return f"by a later start than the next one that announced anything ({where})"
     if again.check != min(checks_of_run[again.run]):
-        return f"not repeated by the first announcing check of the next start ({where})"
+        return f"after the first announcing check of the next start ({where})"
     return None
 
 
