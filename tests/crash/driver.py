@@ -651,10 +651,10 @@ def report(verdict: Verdict) -> None:
     """Print the details, then the summary line last."""
     for violation in verdict.violations:
         print(f"VIOLATION: {violation}")
-    for run, ms, repeated in verdict.last_batch_before_kill:
+    for run, ms, was_repeated in verdict.last_batch_before_kill:
         print(
             f"run {run}: killed {ms:.1f} ms after its last announcement; "
-            f"{'that check was repeated by the next start' if repeated else 'nothing repeated'}"
+            f"{'that check was repeated by the next start' if was_repeated else 'nothing repeated'}"
         )
     repeated = [ms for _, ms, was in verdict.last_batch_before_kill if was]
     kept = [ms for _, ms, was in verdict.last_batch_before_kill if not was]

@@ -139,9 +139,9 @@ def judge(
             if problem:
                 broken[problem].append(message_id)
             else:
-                end = ended[first.run]
+                kill = ended[first.run].t
                 verdict.repeats.append(
-                    Repeat(message_id, first.run, round((end.t - first.t) * 1000, 1))
+                    Repeat(message_id, first.run, round((kill - first.t) * 1000, 1))
                 )
 
     verdict.violations.extend(
