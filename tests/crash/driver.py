@@ -194,7 +194,7 @@ class CrashTest:
     """Dovecot, a config folder, and the runs of Home Assistant; see the module docstring."""
 
     def __init__(self, options: Options, workdir: Path) -> None:
-        """Nothing starts before `run()`."""
+        """Nothing starts before `execute()`."""
         self.options = options
         self.rng = random.Random(options.seed)
         self.workdir = workdir
