@@ -14,13 +14,17 @@ set up before this listener would announce the mail that arrived while Home
 Assistant was down without anyone recording it.
 
 The product's shortest scan interval is 10 s; the probe asks the mailbox's
-coordinator for a check every `CRASH_PROBE_INTERVAL` seconds (a check after the
-previous one finished, so checks never overlap and each announcement belongs to
-one check). `CRASH_PROBE_KILL_AFTER=n` makes the probe SIGKILL Home Assistant
-in the n-th announcing check of this run: with `CRASH_PROBE_KILL_WHEN=after`, on the
-next turn of the event loop after that check's announcements (the save may then
-be under way in an executor thread); with `during`, inside the listener of its
-first announcement, so the rest of that check is never announced in this run.
+coordinator for a check every `CRASH_PROBE_INTERVAL` seconds. The integration may
+announce in a task that outlives the refresh, so a check starts only once no
+announcement came for `QUIET` seconds: checks never overlap, and each announcement
+is tagged with the check that found it.
+
+`CRASH_PROBE_KILL_AFTER=n` makes the probe SIGKILL Home Assistant in the n-th
+announcing check of this run. `CRASH_PROBE_KILL_WHEN=during` kills inside the
+listener of that check's first announcement, so the rest of the check is never
+announced in this run; a number of milliseconds kills that long after the check's
+latest announcement (the timer restarts with each one): after the last one, while
+the integration saves, or between two announcements when they come slower.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ DOMAIN = "crash_probe"
 WATCHED = "pop3_mail"
 EVENT = "pop3_mail_new_message"
 LOADED_TIMEOUT = 120.0
+QUIET = 0.5  # seconds without an announcement before the next check starts
 
 
 class Recorder:
@@ -57,7 +62,9 @@ class Recorder:
         self.kill_after = kill_after
         self.kill_when = kill_when
         self.check = 0
+        self.last_event = 0.0
         self._announcing_checks: set[int] = set()
+        self._kill_timer: asyncio.TimerHandle | None = None
 
     def write(self, kind: str, *, sync: bool = True, **data: Any) -> None:
         """One record, flushed to disk before returning unless `sync` is False."""
@@ -78,16 +85,18 @@ class Recorder:
             message_id=data.get("message_id"),
             entry_id=data.get("entry_id"),
         )
-        if self.check in self._announcing_checks:
-            return
+        self.last_event = time.monotonic()
         self._announcing_checks.add(self.check)
         if len(self._announcing_checks) != self.kill_after:
             return
         if self.kill_when == "during":
             self.kill()
-        else:
-            # After the rest of this check's announcements, which run in this same turn.
-            asyncio.get_running_loop().call_soon(self.kill)
+            return
+        if self._kill_timer is not None:
+            self._kill_timer.cancel()
+        self._kill_timer = asyncio.get_running_loop().call_later(
+            float(self.kill_when) / 1000, self.kill
+        )
 
     def kill(self) -> None:
         """SIGKILL this Home Assistant, recording when."""
@@ -107,7 +116,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
         fd,
         run=int(os.environ["CRASH_PROBE_RUN"]),
         kill_after=int(os.environ.get("CRASH_PROBE_KILL_AFTER", "0")),
-        kill_when=os.environ.get("CRASH_PROBE_KILL_WHEN", "after"),
+        kill_when=os.environ.get("CRASH_PROBE_KILL_WHEN", "0"),
     )
     hass.bus.async_listen(EVENT, recorder.announced)
     recorder.write("start", pid=os.getpid())
@@ -132,6 +141,8 @@ async def _drive(hass: HomeAssistant, recorder: Recorder, entry_id: str) -> None
     recorder.write("loaded", coordinator=type(coordinator).__name__)
     while True:
         await asyncio.sleep(interval)
+        while time.monotonic() - recorder.last_event < QUIET:
+            await asyncio.sleep(0.05)
         recorder.check += 1
         recorder.write("check")
         with contextlib.suppress(Exception):
