@@ -29,7 +29,7 @@ Rules:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -43,11 +43,12 @@ MAX_SUBJECT: Final = 256
 MAX_DATE: Final = 40
 
 
-@dataclass(frozen=True, slots=True)
-class MessageSummary:
+class MessageSummary(NamedTuple):
     """What the state keeps of an unread message, so watches added later can count it.
 
-    `date` is ISO 8601, or None when the message has no readable Date header.
+    `date` is ISO 8601, or None when the message has no readable Date header. A named
+    tuple, not a dataclass: 10,000 of them are built while a state loads, and a tuple
+    is built several times faster and held in less memory.
     """
 
     sender: str
@@ -174,10 +175,7 @@ def summaries_to_json(summaries: Mapping[str, MessageSummary]) -> list[list[Any]
     Rows rather than objects: at 10,000 unread messages the key names alone would
     add half a megabyte to every save.
     """
-    return [
-        [uid, summary.sender, summary.sender_name, summary.subject, summary.date]
-        for uid, summary in summaries.items()
-    ]
+    return [[uid, *summary] for uid, summary in summaries.items()]
 
 
 def summaries_from_json(data: Any, unread: frozenset[str]) -> dict[str, MessageSummary] | None:
@@ -191,13 +189,20 @@ def summaries_from_json(data: Any, unread: frozenset[str]) -> dict[str, MessageS
     if not isinstance(data, list):
         return None
     summaries: dict[str, MessageSummary] = {}
+    # Plain type checks and slices, no pattern matching or dicts: 10,000 rows load in a few ms.
     for row in data:
-        match row:
-            case [str(uid), str(sender), str(name), str(subject), str() | None as date]:
-                if uid in unread:
-                    summaries[uid] = summary_of(
-                        {"sender": sender, "sender_name": name, "subject": subject, "date": date}
-                    )
-            case _:
-                return None
+        if type(row) is not list or len(row) != 5:
+            return None
+        uid, sender, name, subject, date = row
+        if not (type(uid) is type(sender) is type(name) is type(subject) is str):
+            return None
+        if date is not None and type(date) is not str:
+            return None
+        if uid in unread:
+            summaries[uid] = MessageSummary(
+                sender[:MAX_ADDRESS],
+                name[:MAX_NAME],
+                subject[:MAX_SUBJECT],
+                date if date is None or len(date) <= MAX_DATE else None,
+            )
     return summaries
