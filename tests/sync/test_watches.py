@@ -74,6 +74,10 @@ def test_encoded_display_name_only_match() -> None:
 def test_casefold_not_just_lower() -> None:
     # "STRASSE".lower() is not in "straße"; casefold makes both "strasse".
     assert Watch("w", "Street", subject="STRASSE").matches(summary(subject="Große Straße 1"))
+    by_name = Watch("w", "Street", sender="strasse")
+    message = summary(sender="info@example.de", name="Straße & Co")
+    assert by_name.matches(message)
+    assert matching_ids((by_name,), message) == ("w",)
 
 
 @pytest.mark.parametrize(
