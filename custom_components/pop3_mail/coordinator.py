@@ -4,8 +4,8 @@ One check is one read-only POP3 session (STAT, UIDL, LIST, TOP) driven by the
 planner in `sync/check.py`. What it found is applied to the persisted
 `MailboxState`, and only when the whole check succeeded are the new messages
 handed to the announcer (`announcer.py`), with the watches (config subentries)
-each one matches. The archive (`archiver.py`) runs in a session of its own before
-the check.
+each one matches (`watch_index.py`). The archive (`archiver.py`) runs in a session
+of its own before the check.
 """
 
 from __future__ import annotations
@@ -29,9 +29,6 @@ from .const import (
     CONF_ARCHIVE_FOLDER,
     CONF_SCAN_INTERVAL,
     CONF_TEXT_LENGTH,
-    CONF_WATCH_NAME,
-    CONF_WATCH_SENDER,
-    CONF_WATCH_SUBJECT,
     DEFAULT_SCAN_INTERVAL,
     DEFAULT_TEXT_LENGTH,
     DOMAIN,
@@ -40,7 +37,6 @@ from .const import (
     MAX_SCAN_INTERVAL,
     STORAGE_SAVE_DELAY,
     STORAGE_VERSION,
-    SUBENTRY_WATCH,
 )
 from .errors import update_error
 from .models import CheckFigures, MailboxData, mailbox_data
@@ -49,22 +45,15 @@ from .session import mailbox_name, open_session
 from .sync import state as mailbox_state
 from .sync.message import event_data, top_lines_for
 from .sync.state import MailboxState, StateFormatError
-from .sync.watches import (
-    MessageSummary,
-    Watch,
-    WatchStatus,
-    index_matches,
-    matching_ids,
-    summary_of,
-    watch_statuses,
-)
+from .watch_index import WatchIndex, watches_of
 
 if TYPE_CHECKING:
-    from collections.abc import Collection, Mapping
+    from collections.abc import Collection
     from contextlib import AbstractAsyncContextManager
 
     from .pop3 import Capabilities, POP3Session
     from .sync.check import CheckOutcome
+    from .sync.watches import WatchStatus
 
 type Pop3MailConfigEntry = ConfigEntry[Pop3MailCoordinator]
 
@@ -104,28 +93,6 @@ def describe_outcome(
     return list(parsed.values()), last
 
 
-def watches_of(entry: ConfigEntry[Any]) -> tuple[Watch, ...]:
-    """Return the watches of `entry`: its `watch` subentries, in the order they were added."""
-    return tuple(
-        Watch(
-            watch_id=subentry.subentry_id,
-            name=subentry.data.get(CONF_WATCH_NAME) or subentry.title,
-            sender=subentry.data.get(CONF_WATCH_SENDER) or "",
-            subject=subentry.data.get(CONF_WATCH_SUBJECT) or "",
-        )
-        for subentry in entry.subentries.values()
-        if subentry.subentry_type == SUBENTRY_WATCH
-    )
-
-
-def summarise_new_mail(
-    announcements: list[dict[str, Any]], watches: tuple[Watch, ...]
-) -> tuple[dict[str, MessageSummary], dict[str, tuple[str, ...]]]:
-    """Return the summary of each new message and the watches it matches (executor work)."""
-    summaries = {data["uid"]: summary_of(data) for data in announcements}
-    return summaries, index_matches(watches, summaries)
-
-
 class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
     """Checks one mailbox on a schedule and announces each new message once."""
 
@@ -153,20 +120,14 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
             hass, STORAGE_VERSION, storage_key(entry.entry_id)
         )
         self._failures = 0
-        #: Subentry changes reload the entry, so the watches are fixed for its lifetime.
-        self.watches = watches_of(entry)
-        # Which watches each unread message matches: matching 10,000 summaries on the
-        # event loop would stall it, so it is done in the executor and kept.
-        self._watch_matches: dict[str, tuple[str, ...]] = {}
-        self._watch_statuses: tuple[Mapping[str, MessageSummary], dict[str, WatchStatus]] | None
-        self._watch_statuses = None
+        self.watch_index = WatchIndex(watches_of(entry))
         self.announcer = Announcer(
             hass,
             entry,
             self.mailbox,
             self._async_save_now,
-            watches=self.watches,
-            watch_ids=self._watch_ids_of,
+            watches=self.watch_index.watches,
+            watch_ids=self.watch_index.watch_ids,
         )
         self.archiver: MailboxArchiver | None = None
         self._archive_took_turn = False
@@ -201,23 +162,7 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
 
     def watch_status(self, watch_id: str) -> WatchStatus:
         """What watch `watch_id` shows now: its unread messages and the newest of them."""
-        summaries = self._state.summaries
-        cached = self._watch_statuses
-        if cached is None or cached[0] is not summaries:
-            if len(self._watch_matches) > 2 * len(summaries) + 100:
-                # Read and deleted mail leaves the cache here, not on every change.
-                self._watch_matches = {
-                    uid: ids for uid, ids in self._watch_matches.items() if uid in summaries
-                }
-            cached = (summaries, watch_statuses(self.watches, summaries, self._watch_matches))
-            self._watch_statuses = cached
-        return cached[1].get(watch_id, WatchStatus())
-
-    def _watch_ids_of(self, data: Mapping[str, Any]) -> tuple[str, ...]:
-        """The ids of the watches a new message matches (matched when it was summarised)."""
-        if (ids := self._watch_matches.get(data["uid"])) is not None:
-            return ids
-        return matching_ids(self.watches, summary_of(data))
+        return self.watch_index.status(watch_id, self._state.summaries)
 
     @callback
     def async_start_announcing(self) -> None:
@@ -255,10 +200,7 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
             except StateFormatError as error:
                 # Starting over means a new baseline: nothing is announced twice, at worst missed.
                 LOGGER.warning("Ignoring the saved state of %s: %s", self.mailbox, error)
-        if self.watches and self._state.summaries:
-            self._watch_matches = await self.hass.async_add_executor_job(
-                index_matches, self.watches, self._state.summaries
-            )
+        await self.watch_index.async_index(self.hass, self._state.summaries)
         # Options changes reload the entry, so this sees the archive folder set or removed.
         self._set_archive_baseline()
 
@@ -293,16 +235,11 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
                 # state this check leaves, or it could announce the same mail again.
                 announcements: list[dict[str, Any]] = []
                 last_message: mailbox_state.LastMessage | None = None
-                summaries: dict[str, MessageSummary] = {}
                 if outcome.new or outcome.newest is not None:
                     announcements, last_message = await self.hass.async_add_executor_job(
                         lambda: describe_outcome(outcome, text_length=text_length)
                     )
-                if announcements:
-                    summaries, matches = await self.hass.async_add_executor_job(
-                        summarise_new_mail, announcements, self.watches
-                    )
-                    self._watch_matches.update(matches)
+                summaries = await self.watch_index.async_summarise(self.hass, announcements)
                 self._state = mailbox_state.apply(
                     self._state, outcome, last_message=last_message, summaries=summaries
                 )

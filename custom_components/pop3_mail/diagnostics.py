@@ -66,7 +66,7 @@ async def async_get_config_entry_diagnostics(
                 "subject": watch.subject,
                 "unread": coordinator.watch_status(watch.watch_id).unread,
             }
-            for watch in coordinator.watches
+            for watch in coordinator.watch_index.watches
         ],
     }
     if entry.options.get(CONF_ARCHIVE_FOLDER):

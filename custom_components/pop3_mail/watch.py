@@ -65,14 +65,14 @@ def _async_add_per_watch(
 ) -> None:
     """Add the entities `build` makes for each watch, each to its own subentry."""
     coordinator = entry.runtime_data
-    if not coordinator.watches:
+    if not coordinator.watch_index.watches:
         return
     # The watch devices name the mailbox's device as `via_device`: it must exist first,
     # whichever platform happens to be set up first.
     mailbox = dr.async_get(hass).async_get_or_create(
         config_entry_id=entry.entry_id, **mailbox_device_info(coordinator)
     )
-    for watch in coordinator.watches:
+    for watch in coordinator.watch_index.watches:
         device = watch_device_info(watch, mailbox.id, entry.entry_id)
         async_add_entities(build(coordinator, watch, device), config_subentry_id=watch.watch_id)
 

@@ -20,6 +20,8 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.pop3_mail.const import DOMAIN, EVENT_NEW_MESSAGE, SUBENTRY_WATCH
 from custom_components.pop3_mail.diagnostics import async_get_config_entry_diagnostics
+from custom_components.pop3_mail.sync.watches import MessageSummary, Watch, WatchStatus
+from custom_components.pop3_mail.watch_index import WatchIndex
 from tests.integration.conftest import mail
 
 if TYPE_CHECKING:
@@ -431,3 +433,20 @@ async def test_diagnostics_show_watch_definitions_not_mail(
     text = repr(diagnostics)
     for secret in ("Zona 2", "Factura nº 12", "noreply@panel.example", "cobros@"):
         assert secret not in text
+
+
+async def test_watch_index_keeps_matches_of_unread_mail_only(hass: HomeAssistant) -> None:
+    """Matches of mail read long ago leave the cache; unmatched new mail is matched on demand."""
+    watch = Watch("w", "Alarm", sender="alarm")
+    index = WatchIndex((watch,))
+    alarm = MessageSummary("alarm@panel.example", "", "Zona 1", None)
+    many = {f"u{n}": alarm for n in range(300)}
+    await index.async_index(hass, many)
+    assert index.status("w", many).unread == 300
+    few = {"u299": alarm}
+    assert index.status("w", few) == WatchStatus(unread=1, last_uid="u299", last=alarm)
+    assert index._matches == {"u299": ("w",)}
+    # A message announced before any summary of it was matched (no executor run).
+    assert index.watch_ids({"uid": "new", "sender": "alarm@panel.example"}) == ("w",)
+    assert index.watch_ids({"uid": "other", "sender": "bob@example.com"}) == ()
+    assert index.status("nope", few) == WatchStatus()
