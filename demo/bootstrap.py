@@ -84,6 +84,14 @@ def entry_options(scan_interval: int = DEMO_SCAN_INTERVAL) -> dict[str, Any]:
     }
 
 
+def watches() -> list[dict[str, Any]]:
+    """The demo mailbox's watches (config subentries, as the "Add watch" flow stores them)."""
+    return [
+        {"name": "Alarm", "sender": "alarm@demo.example"},
+        {"name": "Facturas", "subject": "factura"},
+    ]
+
+
 def mailbox_name(host: str) -> str:
     """The entry's title and unique id, as the config flow makes them."""
     return f"{DEMO_USERNAME}@{host}".lower()
@@ -227,6 +235,16 @@ def write_seed_files(
         "source": "user",
         "unique_id": mailbox_name(host),
         "disabled_by": None,
+        "subentries": [
+            {
+                "subentry_id": ulid_now(),
+                "subentry_type": "watch",
+                "title": watch["name"],
+                "data": watch,
+                "unique_id": None,
+            }
+            for watch in watches()
+        ],
     }
     # Written in the storage format 1.1; Home Assistant migrates it to its own on load.
     _write_private(

@@ -45,3 +45,11 @@ def test_bench_state_runs(dovecot: DovecotServer) -> None:
     result = _run("benchmarks.bench_state", "--size", "2000", "--repeat", "1")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Overall: PASS" in result.stdout
+
+
+def test_bench_watches_runs() -> None:
+    """The watches benchmark runs (pure CPU work: no server) and meets its limits when small."""
+    result = _run("benchmarks.bench_watches", "--size", "500", "--repeat", "1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| state on disk (JSON)" in result.stdout
+    assert "Overall: PASS" in result.stdout

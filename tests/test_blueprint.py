@@ -173,3 +173,101 @@ async def test_body_text_reaches_the_actions(hass: HomeAssistant, tmp_path: Path
     await _fire(hass, text="Sensor: salón")
     assert len(calls) == 1
     assert calls[0].data["message"].endswith("[uid-1] Sensor: salón")
+
+
+# -- the watch-based variant ---------------------------------------------------------------
+
+WATCH_BLUEPRINT = BLUEPRINT.with_name("notify_on_watch.yaml")
+WATCH_EVENT = "event.alarm_new_message"
+
+
+def _watch_attributes(**overrides: Any) -> dict[str, Any]:
+    """The attributes of a watch's event entity after it fired, as the integration sets them."""
+    return {
+        "event_types": ["new_message"],
+        "event_type": "new_message",
+        "uid": "uid-1",
+        "sender": "alarm@demo.example",
+        "sender_name": "Central de alarmas",
+        "subject": "Alarma: movimiento detectado",
+        "date": "2026-11-27T08:00:00+01:00",
+        "friendly_name": "Alarm New message",
+    } | overrides
+
+
+async def _setup_watch(hass: HomeAssistant, tmp_path: Path) -> list[ServiceCall]:
+    """Install the watch blueprint and an automation on the watch's event entity."""
+    hass.config.config_dir = str(tmp_path)
+    folder = tmp_path / "blueprints" / "automation" / "pop3_mail"
+    folder.mkdir(parents=True)
+    shutil.copy(WATCH_BLUEPRINT, folder / WATCH_BLUEPRINT.name)
+    calls = async_mock_service(hass, "notify", "test_phone")
+    notify = [
+        {
+            "action": "notify.test_phone",
+            "data": {
+                "message": "{{ watch }}: {{ sender_name }} <{{ sender }}> {{ subject }} [{{ uid }}]"
+            },
+        }
+    ]
+    hass.states.async_set(WATCH_EVENT, "unknown", {"friendly_name": "Alarm New message"})
+    config = {
+        "automation": {
+            "id": "pop3_mail_watch_blueprint_test",
+            "alias": "Watch notifier",
+            "use_blueprint": {
+                "path": "pop3_mail/notify_on_watch.yaml",
+                "input": {"watch_event": WATCH_EVENT, "notify_action": notify},
+            },
+        }
+    }
+    assert await async_setup_component(hass, "automation", config)
+    await hass.async_block_till_done()
+    state = hass.states.get("automation.watch_notifier")
+    assert state is not None
+    assert state.state == STATE_ON
+    return calls
+
+
+def _watch_fired(hass: HomeAssistant, when: str, **overrides: Any) -> None:
+    hass.states.async_set(WATCH_EVENT, when, _watch_attributes(**overrides))
+
+
+def test_watch_blueprint_metadata() -> None:
+    data = load_yaml(WATCH_BLUEPRINT)
+    meta = data["blueprint"]
+    assert set(meta["input"]) == {"watch_event", "notify_action"}
+    assert meta["input"]["watch_event"]["selector"] == {
+        "entity": {"filter": [{"integration": "pop3_mail", "domain": "event"}]}
+    }
+    assert data["triggers"] == [{"trigger": "state", "entity_id": Input("watch_event")}]
+
+
+async def test_watch_blueprint_notifies_each_message(hass: HomeAssistant, tmp_path: Path) -> None:
+    """The first event, and each later one, even two at the same instant, notify once."""
+    calls = await _setup_watch(hass, tmp_path)
+    _watch_fired(hass, "2026-11-27T07:00:00.000+00:00", uid="uid-1")
+    _watch_fired(hass, "2026-11-27T07:05:00.000+00:00", uid="uid-2", subject="Alarma: puerta")
+    _watch_fired(hass, "2026-11-27T07:05:00.000+00:00", uid="uid-3", subject="Alarma: ventana")
+    await hass.async_block_till_done()
+    prefix = "Alarm New message: Central de alarmas <alarm@demo.example> "
+    assert [call.data["message"] for call in calls] == [
+        f"{prefix}Alarma: movimiento detectado [uid-1]",
+        f"{prefix}Alarma: puerta [uid-2]",
+        f"{prefix}Alarma: ventana [uid-3]",
+    ]
+
+
+async def test_watch_blueprint_ignores_restarts_and_renames(
+    hass: HomeAssistant, tmp_path: Path
+) -> None:
+    """Unavailable and back (a reload), or an attribute change alone, is not new mail."""
+    calls = await _setup_watch(hass, tmp_path)
+    _watch_fired(hass, "2026-11-27T07:00:00.000+00:00", uid="uid-1")
+    await hass.async_block_till_done()
+    hass.states.async_set(WATCH_EVENT, "unavailable", {"friendly_name": "Alarm New message"})
+    await hass.async_block_till_done()
+    _watch_fired(hass, "2026-11-27T07:00:00.000+00:00", uid="uid-1")
+    _watch_fired(hass, "2026-11-27T07:00:00.000+00:00", uid="uid-1", friendly_name="Renamed")
+    await hass.async_block_till_done()
+    assert len(calls) == 1

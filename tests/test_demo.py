@@ -17,7 +17,7 @@ import shutil
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.components.onboarding.const import STEPS as ONBOARDING_STEPS
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from homeassistant.util.yaml import load_yaml
@@ -37,6 +37,7 @@ from demo.bootstrap import (
     entry_options,
     mailbox_name,
     reset,
+    watches,
     write_http_settings,
     write_seed_files,
 )
@@ -113,6 +114,12 @@ async def test_demo_mailbox_drives_sensors_events_and_automations(
         options=entry_options(),
         version=Pop3MailConfigFlow.VERSION,
         minor_version=Pop3MailConfigFlow.MINOR_VERSION,
+        subentries_data=[
+            ConfigSubentryData(
+                data=watch, subentry_type="watch", title=watch["name"], unique_id=None
+            )
+            for watch in watches()
+        ],
     )
     entry.add_to_hass(hass)
     events = async_capture_events(hass, EVENT_NEW_MESSAGE)
@@ -148,6 +155,9 @@ async def test_demo_mailbox_drives_sensors_events_and_automations(
     assert "Sensor: Salón" in alarm["text"]
     assert len(alarm["text"]) <= DEMO_TEXT_LENGTH
     assert hass.states.get(NEW_MESSAGE).attributes["subject"] == ALARM_SUBJECT
+    assert alarm["watches"] == ["Alarm"]
+    assert hass.states.get("sensor.alarm_unread").state == "1"
+    assert hass.states.get("event.alarm_new_message").attributes["uid"] == uid
     notifications = await _notifications(hass, hass_ws_client)
     assert notifications["pop3_mail_demo_alarm"]["title"] == f"🚨 {ALARM_SUBJECT}"
     assert "Sensor: Salón" in notifications["pop3_mail_demo_alarm"]["message"]
@@ -168,6 +178,15 @@ async def test_demo_mailbox_drives_sensors_events_and_automations(
     notifications = await _notifications(hass, hass_ws_client)
     assert notifications["pop3_mail_demo_invoice"]["title"] == f"🧾 {subjects[1]}"
     assert "facturas@aguas.example" in notifications["pop3_mail_demo_invoice"]["message"]
+    assert [event.data["watches"] for event in events[1:]] == [[], ["Facturas"], []]
+    # Every watch entity on the demo's dashboard exists.
+    dashboard = load_yaml(CONFIG_DIR / "dashboards" / "pop3_mail.yaml")
+    (watch_card,) = (
+        card for card in dashboard["views"][0]["cards"] if card.get("title") == "Watches"
+    )
+    for row in watch_card["entities"]:
+        assert hass.states.get(row["entity"]) is not None, row["entity"]
+    assert hass.states.get("sensor.facturas_unread").state == "1"
 
     # A check with nothing new changes nothing and announces nothing.
     await _check_now(hass, scan_interval)
@@ -219,6 +238,10 @@ def test_bootstrap_seeds_a_ready_config_folder(tmp_path: Path) -> None:
         "verify_ssl": True,
     }
     assert entry["options"]["scan_interval"] == 10
+    assert [(sub["subentry_type"], sub["title"], sub["data"]) for sub in entry["subentries"]] == [
+        ("watch", "Alarm", {"name": "Alarm", "sender": "alarm@demo.example"}),
+        ("watch", "Facturas", {"name": "Facturas", "subject": "factura"}),
+    ]
     assert (entry["version"], entry["minor_version"]) == (
         Pop3MailConfigFlow.VERSION,
         Pop3MailConfigFlow.MINOR_VERSION,

@@ -12,11 +12,12 @@ from .const import DOMAIN, EVENT_NEW_MESSAGE, LOGGER, MAX_EVENT_BYTES
 from .sync.message import fit_event
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
     from homeassistant.config_entries import ConfigEntry
 
     from .models import NewMessageEventData
+    from .sync.watches import Watch
 
 type MessageListener = Callable[[NewMessageEventData], None]
 
@@ -35,13 +36,23 @@ class Announcer:
         entry: ConfigEntry[Any],
         mailbox: str,
         on_announced: Callable[[], None],
+        *,
+        watches: Sequence[Watch] = (),
+        watch_ids: Callable[[Mapping[str, Any]], tuple[str, ...]] = lambda _: (),
     ) -> None:
-        """Announce the mail of `entry`; `on_announced` runs after each announced batch."""
+        """Announce the mail of `entry`; `on_announced` runs after each announced batch.
+
+        `watch_ids` tells which of `watches` a message matches: the bus event names
+        them and their listeners hear of it.
+        """
         self._hass = hass
         self._entry = entry
         self._mailbox = mailbox
         self._on_announced = on_announced
+        self._watch_names = {watch.watch_id: watch.name for watch in watches}
+        self._watch_ids = watch_ids
         self._listeners: list[MessageListener] = []
+        self._watch_listeners: dict[str, list[MessageListener]] = {}
         self._pending: list[dict[str, Any]] = []
         self._started = False
         self._announcing = False
@@ -57,10 +68,19 @@ class Announcer:
         return len(self._listeners)
 
     @callback
-    def async_add_listener(self, listener: MessageListener) -> CALLBACK_TYPE:
-        """Call `listener` with the event data of every new message; returns the remover."""
-        self._listeners.append(listener)
-        return lambda: self._listeners.remove(listener)
+    def async_add_listener(
+        self, listener: MessageListener, *, watch_id: str | None = None
+    ) -> CALLBACK_TYPE:
+        """Call `listener` with the event data of every new message; returns the remover.
+
+        With `watch_id`, only for the messages that watch matches.
+        """
+        if watch_id is None:
+            listeners = self._listeners
+        else:
+            listeners = self._watch_listeners.setdefault(watch_id, [])
+        listeners.append(listener)
+        return lambda: listeners.remove(listener)
 
     @callback
     def queue(self, messages: Sequence[dict[str, Any]]) -> None:
@@ -103,13 +123,21 @@ class Announcer:
             )
             entry_keys = {"entry_id": entry_id, "device_id": device_id, "mailbox": self._mailbox}
             while self._pending:
-                data = {**self._pending[0], **entry_keys}
+                watch_ids = self._watch_ids(self._pending[0])
+                data = {
+                    **self._pending[0],
+                    **entry_keys,
+                    "watches": [self._watch_names[watch_id] for watch_id in watch_ids],
+                }
                 message = cast(
                     "NewMessageEventData",
                     await self._hass.async_add_executor_job(fit_event, data, MAX_EVENT_BYTES),
                 )
                 self._hass.bus.async_fire(EVENT_NEW_MESSAGE, message)
-                for listener in list(self._listeners):
+                listeners = list(self._listeners)
+                for watch_id in watch_ids:
+                    listeners.extend(self._watch_listeners.get(watch_id, ()))
+                for listener in listeners:
                     try:
                         listener(message)
                     except Exception:  # noqa: BLE001

@@ -10,7 +10,9 @@ from homeassistant.config_entries import (
     ConfigEntry,
     ConfigFlow,
     ConfigFlowResult,
+    ConfigSubentryFlow,
     OptionsFlow,
+    SubentryFlowResult,
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant, callback
@@ -36,6 +38,9 @@ from .const import (
     CONF_SECURITY,
     CONF_TEXT_LENGTH,
     CONF_VERIFY_SSL,
+    CONF_WATCH_NAME,
+    CONF_WATCH_SENDER,
+    CONF_WATCH_SUBJECT,
     DEFAULT_DELETE_POLICY,
     DEFAULT_KEEP_DAYS,
     DEFAULT_SCAN_INTERVAL,
@@ -49,6 +54,7 @@ from .const import (
     MAX_TEXT_LENGTH,
     MIN_KEEP_DAYS,
     MIN_SCAN_INTERVAL,
+    SUBENTRY_WATCH,
 )
 from .errors import error_keys
 from .pop3 import Security
@@ -173,6 +179,15 @@ class Pop3MailConfigFlow(ConfigFlow, domain=DOMAIN):
     def async_get_options_flow(config_entry: ConfigEntry) -> Pop3MailOptionsFlow:
         """Return the options flow of an entry."""
         return Pop3MailOptionsFlow()
+
+    @classmethod
+    @callback
+    @override
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Return the subentries a mailbox can hold: watches."""
+        return {SUBENTRY_WATCH: WatchSubentryFlow}
 
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -324,3 +339,79 @@ def _without_password(user_input: Mapping[str, Any] | None) -> dict[str, Any] | 
     if user_input is None:
         return None
     return {key: value for key, value in user_input.items() if key != CONF_PASSWORD}
+
+
+# -- Watches (config subentries) ------------------------------------------------------------
+
+WATCH_SCHEMA: Any = vol.Schema(
+    {
+        vol.Required(CONF_WATCH_NAME): TextSelector(),
+        vol.Optional(CONF_WATCH_SENDER): TextSelector(),
+        vol.Optional(CONF_WATCH_SUBJECT): TextSelector(),
+    }
+)
+
+
+def clean_watch(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """Normalise the watch form: trimmed texts, empty ones left out, a name always set.
+
+    A blank name becomes what the watch looks for, so every watch's device has a name.
+    """
+    watch = {
+        key: text
+        for key in (CONF_WATCH_NAME, CONF_WATCH_SENDER, CONF_WATCH_SUBJECT)
+        if (text := str(user_input.get(key) or "").strip())
+    }
+    if CONF_WATCH_NAME not in watch:
+        watch[CONF_WATCH_NAME] = " ".join(
+            watch[key] for key in (CONF_WATCH_SENDER, CONF_WATCH_SUBJECT) if key in watch
+        )
+    return watch
+
+
+def watch_errors(watch: Mapping[str, str]) -> dict[str, str]:
+    """Return the errors of a watch: it must look for a sender, a subject or both."""
+    if CONF_WATCH_SENDER not in watch and CONF_WATCH_SUBJECT not in watch:
+        return {"base": "watch_empty"}
+    return {}
+
+
+class WatchSubentryFlow(ConfigSubentryFlow):
+    """Add or change a watch: the mail of one sender, about one subject, or both.
+
+    The mailbox entry reloads on every subentry change (its update listener), so
+    the watch's entities follow an addition, a change and a removal.
+    """
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Ask what the new watch looks for."""
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            watch = clean_watch(user_input)
+            if not (errors := watch_errors(watch)):
+                return self.async_create_entry(title=watch[CONF_WATCH_NAME], data=watch)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=self.add_suggested_values_to_schema(WATCH_SCHEMA, user_input),
+            errors=errors,
+        )
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Change what an existing watch looks for, or its name."""
+        subentry = self._get_reconfigure_subentry()
+        errors: dict[str, str] = {}
+        if user_input is not None:
+            watch = clean_watch(user_input)
+            if not (errors := watch_errors(watch)):
+                return self.async_update_and_abort(
+                    self._get_entry(), subentry, title=watch[CONF_WATCH_NAME], data=watch
+                )
+        return self.async_show_form(
+            step_id="reconfigure",
+            data_schema=self.add_suggested_values_to_schema(
+                WATCH_SCHEMA, user_input or subentry.data
+            ),
+            errors=errors,
+        )

@@ -54,3 +54,9 @@ STORAGE_VERSION: Final = 1
 STORAGE_SAVE_DELAY: Final = 5
 
 ISSUE_ARCHIVE_FAILED: Final = "archive_failed"
+
+# Watches: config subentries of this type, with these fields.
+SUBENTRY_WATCH: Final = "watch"
+CONF_WATCH_NAME: Final = "name"
+CONF_WATCH_SENDER: Final = "sender"
+CONF_WATCH_SUBJECT: Final = "subject"

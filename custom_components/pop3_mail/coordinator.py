@@ -3,8 +3,9 @@
 One check is one read-only POP3 session (STAT, UIDL, LIST, TOP) driven by the
 planner in `sync/check.py`. What it found is applied to the persisted
 `MailboxState`, and only when the whole check succeeded are the new messages
-handed to the announcer (`announcer.py`). The archive (`archiver.py`) runs in a
-session of its own before the check.
+handed to the announcer (`announcer.py`), with the watches (config subentries)
+each one matches (`watch_index.py`). The archive (`archiver.py`) runs in a session
+of its own before the check.
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from .session import mailbox_name, open_session
 from .sync import state as mailbox_state
 from .sync.message import event_data, top_lines_for
 from .sync.state import MailboxState, StateFormatError
+from .watch_index import WatchIndex, watches_of
 
 if TYPE_CHECKING:
     from collections.abc import Collection
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
 
     from .pop3 import Capabilities, POP3Session
     from .sync.check import CheckOutcome
+    from .sync.watches import WatchStatus
 
 type Pop3MailConfigEntry = ConfigEntry[Pop3MailCoordinator]
 
@@ -117,7 +120,15 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
             hass, STORAGE_VERSION, storage_key(entry.entry_id)
         )
         self._failures = 0
-        self.announcer = Announcer(hass, entry, self.mailbox, self._async_save_now)
+        self.watch_index = WatchIndex(watches_of(entry))
+        self.announcer = Announcer(
+            hass,
+            entry,
+            self.mailbox,
+            self._async_save_now,
+            watches=self.watch_index.watches,
+            watch_ids=self.watch_index.watch_ids,
+        )
         self.archiver: MailboxArchiver | None = None
         self._archive_took_turn = False
         if folder := entry.options.get(CONF_ARCHIVE_FOLDER):
@@ -143,6 +154,15 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
     def async_add_message_listener(self, listener: MessageListener) -> CALLBACK_TYPE:
         """Call `listener` with the event data of every new message; returns the remover."""
         return self.announcer.async_add_listener(listener)
+
+    @callback
+    def async_add_watch_listener(self, watch_id: str, listener: MessageListener) -> CALLBACK_TYPE:
+        """Call `listener` with the event data of every new message watch `watch_id` matches."""
+        return self.announcer.async_add_listener(listener, watch_id=watch_id)
+
+    def watch_status(self, watch_id: str) -> WatchStatus:
+        """What watch `watch_id` shows now: its unread messages and the newest of them."""
+        return self.watch_index.status(watch_id, self._state.summaries)
 
     @callback
     def async_start_announcing(self) -> None:
@@ -172,10 +192,15 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         stored = await self._store.async_load()
         if stored is not None:
             try:
-                self._state = mailbox_state.from_dict(stored)
+                # In the executor: building the summaries of 10,000 unread messages takes
+                # longer than the event loop may be held (benchmarks/bench_watches.py).
+                self._state = await self.hass.async_add_executor_job(
+                    mailbox_state.from_dict, stored
+                )
             except StateFormatError as error:
                 # Starting over means a new baseline: nothing is announced twice, at worst missed.
                 LOGGER.warning("Ignoring the saved state of %s: %s", self.mailbox, error)
+        await self.watch_index.async_index(self.hass, self._state.summaries)
         # Options changes reload the entry, so this sees the archive folder set or removed.
         self._set_archive_baseline()
 
@@ -214,7 +239,10 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
                     announcements, last_message = await self.hass.async_add_executor_job(
                         lambda: describe_outcome(outcome, text_length=text_length)
                     )
-                self._state = mailbox_state.apply(self._state, outcome, last_message=last_message)
+                summaries = await self.watch_index.async_summarise(self.hass, announcements)
+                self._state = mailbox_state.apply(
+                    self._state, outcome, last_message=last_message, summaries=summaries
+                )
         except POP3Error as error:
             self._failures += 1
             self.update_interval = backoff_interval(self._base_interval(), self._failures)

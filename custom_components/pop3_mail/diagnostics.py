@@ -56,7 +56,18 @@ async def async_get_config_entry_diagnostics(
             "archived": len(state.archived),
             # Mail on the server before archiving started, which the archive leaves alone.
             "archive_baseline": None if baseline is None else len(baseline),
+            "summaries": len(state.summaries),
         },
+        # What each watch looks for and counts; never the mail it matched.
+        "watches": [
+            {
+                "name": watch.name,
+                "sender": watch.sender,
+                "subject": watch.subject,
+                "unread": coordinator.watch_status(watch.watch_id).unread,
+            }
+            for watch in coordinator.watch_index.watches
+        ],
     }
     if entry.options.get(CONF_ARCHIVE_FOLDER):
         diagnostics["archive"] = {

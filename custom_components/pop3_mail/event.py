@@ -8,6 +8,7 @@ from homeassistant.components.event import EventEntity, EventEntityDescription
 from homeassistant.core import HomeAssistant, callback
 
 from .entity import Pop3MailEntity
+from .watch import async_add_watch_events
 
 if TYPE_CHECKING:
     from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -36,8 +37,9 @@ async def async_setup_entry(
     entry: Pop3MailConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the new-message event entity of a mailbox."""
+    """Add the new-message event entity of a mailbox, and those of its watches."""
     async_add_entities([Pop3MailNewMessageEvent(entry.runtime_data, NEW_MESSAGE)])
+    async_add_watch_events(hass, entry, async_add_entities)
 
 
 class Pop3MailNewMessageEvent(Pop3MailEntity, EventEntity):

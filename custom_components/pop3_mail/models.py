@@ -93,3 +93,5 @@ class NewMessageEventData(TypedDict):
     size: int
     headers: dict[str, str]
     text: NotRequired[str]
+    #: Names of the watches (config subentries) the message matches.
+    watches: list[str]

@@ -14,6 +14,7 @@ from homeassistant.components.sensor import (
 from homeassistant.const import UnitOfInformation
 
 from .entity import Pop3MailEntity
+from .watch import async_add_watch_sensors
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
@@ -82,9 +83,10 @@ async def async_setup_entry(
     entry: Pop3MailConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of a mailbox."""
+    """Add the sensors of a mailbox, and those of its watches."""
     coordinator = entry.runtime_data
     async_add_entities(Pop3MailSensorEntity(coordinator, description) for description in SENSORS)
+    async_add_watch_sensors(hass, entry, async_add_entities)
 
 
 class Pop3MailSensorEntity(Pop3MailEntity, SensorEntity):

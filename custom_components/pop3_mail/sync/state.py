@@ -4,11 +4,11 @@ Public names:
 
 - `MailboxState`: frozen; every change returns a new state. `known_uids` (server
   order, as the last check saw them), `size` (bytes, from STAT), `unread`,
-  `last_message`, `archived`, `archive_baseline`, `initialised`.
+  `last_message`, `archived`, `archive_baseline`, `initialised`, `summaries`.
 - `LastMessage(uid, sender, subject, date)`: what the `last_message` sensor shows.
 - `ArchiveRecord(filename, size, archived_at)`: a message saved to the archive
   folder (written and read by the archive/retention code).
-- `apply(state, outcome, *, last_message=None)`: the state after a check.
+- `apply(state, outcome, *, last_message=None, summaries=None)`: the state after a check.
 - `mark_read(state, uid)`, `forget(state, uids, *, freed_bytes=None)`.
 - `start_archive(state)` / `stop_archive(state)`: archiving turned on / off.
 - `new_check(state, *, top_lines)`: the `MailboxCheck` for the next check.
@@ -23,6 +23,10 @@ Rules:
   archive record only matters while its message is on the server (retention
   deletes archived messages; a message that is gone has nothing left to delete).
 - `last_message` stays while its uid is still the newest on the server.
+- `summaries` (`sync.watches.MessageSummary` by uid, in arrival order) holds one
+  summary per unread message that has one, and nothing else: reading a message,
+  deleting it or its leaving the server drops its summary. Baseline mail is read,
+  so it never has one; states written before summaries existed load without any.
 - `archive_baseline` is None while archiving is off. `start_archive` sets it to the
   uids known then: mail already on the server when archiving started is never
   archived, so never deleted either. The first check (when archiving started
@@ -42,6 +46,11 @@ import math
 from typing import TYPE_CHECKING, Any, Final
 
 from custom_components.pop3_mail.sync.check import MailboxCheck
+from custom_components.pop3_mail.sync.watches import (
+    MessageSummary,
+    summaries_from_json,
+    summaries_to_json,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Iterable, Mapping
@@ -99,6 +108,7 @@ class MailboxState:
     archived: Mapping[str, ArchiveRecord] = field(default_factory=dict)
     initialised: bool = False
     archive_baseline: frozenset[str] | None = None
+    summaries: Mapping[str, MessageSummary] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -121,17 +131,28 @@ def apply(
     outcome: CheckOutcome,
     *,
     last_message: LastMessage | None = None,
+    summaries: Mapping[str, MessageSummary] | None = None,
 ) -> MailboxState:
     """The state after `outcome`.
 
     `last_message` is what the caller made of `outcome.newest`; without it the
     previous one is kept while its uid is still the newest on the server.
+    `summaries` are those of the new messages; only the ones that start unread are kept.
     """
     unread = state.unread
+    kept = state.summaries
     if outcome.removed and unread:
         unread = unread - outcome.removed
+        if kept and not outcome.removed.isdisjoint(kept):
+            kept = {uid: summary for uid, summary in kept.items() if uid in unread}
     if state.initialised and not outcome.rebaselined and outcome.new:
-        unread = unread | {message.uid for message in outcome.new}
+        new_unread = {message.uid for message in outcome.new}
+        unread = unread | new_unread
+        if summaries:
+            kept = {
+                **kept,
+                **{uid: summary for uid, summary in summaries.items() if uid in new_unread},
+            }
     archived = state.archived
     if outcome.removed and archived:
         archived = {uid: rec for uid, rec in archived.items() if uid not in outcome.removed}
@@ -154,6 +175,7 @@ def apply(
         archived=archived,
         initialised=True,
         archive_baseline=baseline,
+        summaries=kept,
     )
 
 
@@ -174,12 +196,13 @@ def stop_archive(state: MailboxState) -> MailboxState:
 def mark_read(state: MailboxState, uid: str | None = None) -> MailboxState:
     """Mark one message read, or every message when `uid` is None."""
     if uid is None:
-        unread: frozenset[str] = frozenset()
-    elif uid in state.unread:
-        unread = state.unread - {uid}
-    else:
+        return replace(state, unread=frozenset(), summaries={})
+    if uid not in state.unread:
         return state
-    return replace(state, unread=unread)
+    summaries = state.summaries
+    if uid in summaries:
+        summaries = {key: summary for key, summary in summaries.items() if key != uid}
+    return replace(state, unread=state.unread - {uid}, summaries=summaries)
 
 
 def forget(
@@ -203,6 +226,9 @@ def forget(
     last_message = state.last_message
     if last_message is not None and last_message.uid in gone:
         last_message = None
+    summaries = state.summaries
+    if not gone.isdisjoint(summaries):
+        summaries = {uid: summary for uid, summary in summaries.items() if uid not in gone}
     return replace(
         state,
         known_uids=known,
@@ -211,6 +237,7 @@ def forget(
         last_message=last_message,
         archived=archived,
         archive_baseline=baseline,
+        summaries=summaries,
     )
 
 
@@ -234,6 +261,7 @@ def to_dict(state: MailboxState) -> dict[str, Any]:
             for uid, rec in state.archived.items()
         },
         "archive_baseline": _baseline_to(baseline, state.known_uids),
+        "summaries": summaries_to_json(state.summaries),
     }
 
 
@@ -254,14 +282,19 @@ def from_dict(data: Mapping[str, Any]) -> MailboxState:
     initialised = data.get("initialised")
     if type(size) is not int or size < 0 or type(initialised) is not bool:
         raise StateFormatError("mailbox state with a bad size or flag")
+    unread_uids = frozenset(unread)
+    summaries = summaries_from_json(data.get("summaries"), unread_uids)
+    if summaries is None:
+        raise StateFormatError("mailbox state with bad message summaries")
     return MailboxState(
         known_uids=known,
         size=size,
-        unread=frozenset(unread),
+        unread=unread_uids,
         last_message=_last_message_from(data.get("last_message")),
         archived=_archived_from(data.get("archived")),
         initialised=initialised,
         archive_baseline=_baseline_from(data.get("archive_baseline"), known),
+        summaries=summaries,
     )
 
 
