@@ -42,6 +42,7 @@ def test_manifest_follows_hassfest_rules() -> None:
         "name",
         "codeowners",
         "config_flow",
+        "dependencies",
         "documentation",
         "integration_type",
         "iot_class",
@@ -53,6 +54,8 @@ def test_manifest_follows_hassfest_rules() -> None:
     assert manifest["domain"] == "pop3_mail"
     assert manifest["name"] == "POP3 Mail"
     assert manifest["config_flow"] is True
+    # Sign-in with Microsoft stores its client id and secret as application credentials.
+    assert manifest["dependencies"] == ["application_credentials"]
     assert manifest["integration_type"] == "service"
     assert manifest["iot_class"] == "cloud_polling"
     assert manifest["requirements"] == ["aiofiles>=24.1.0"]

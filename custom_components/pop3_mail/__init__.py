@@ -36,7 +36,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> 
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     coordinator.async_start_announcing()
-    entry.async_on_unload(entry.add_update_listener(_async_options_updated))
+    options = dict(entry.options)
+
+    async def _async_entry_updated(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
+        # Only new options restart the entry: a renewed OAuth token, stored in entry.data
+        # before a session, must not reload it in the middle of that session.
+        if entry.options != options:
+            await hass.config_entries.async_reload(entry.entry_id)
+
+    entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
     return True
 
 
@@ -53,8 +61,3 @@ async def async_remove_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) ->
     async_delete_insecure_connection(hass, entry.entry_id)
     store = Store[dict[str, object]](hass, STORAGE_VERSION, storage_key(entry.entry_id))
     await store.async_remove()
-
-
-async def _async_options_updated(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
-    """Start over with the new options (interval, text length, archive)."""
-    await hass.config_entries.async_reload(entry.entry_id)

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, override
 
 from homeassistant.config_entries import (
+    SOURCE_REAUTH,
     ConfigEntry,
-    ConfigFlow,
     ConfigFlowResult,
     ConfigSubentryFlow,
     OptionsFlow,
@@ -16,6 +16,7 @@ from homeassistant.config_entries import (
 )
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
 from homeassistant.core import HomeAssistant, callback
+from homeassistant.helpers.config_entry_oauth2_flow import AbstractOAuth2FlowHandler
 from homeassistant.helpers.selector import (
     BooleanSelector,
     NumberSelector,
@@ -57,6 +58,14 @@ from .const import (
     SUBENTRY_WATCH,
 )
 from .errors import error_keys
+from .oauth import (
+    CONF_TOKEN,
+    MICROSOFT_SCOPES,
+    EntryTokens,
+    entry_data_for,
+    is_oauth_entry,
+    mailbox_address,
+)
 from .pop3 import Security
 from .pop3.errors import POP3Error
 from .session import mailbox_name, open_session
@@ -64,6 +73,7 @@ from .sync.retention import DeletePolicy
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    import logging
 
 # Home Assistant 2026 validates with probatio, installed under the name `voluptuous`; the two
 # libraries' types differ, so the schemas below are typed Any to check against both.
@@ -144,10 +154,15 @@ def mailbox_unique_id(data: Mapping[str, Any]) -> str:
     return mailbox_name(data).lower()
 
 
-async def async_try_login(data: Mapping[str, Any]) -> dict[str, str]:
-    """Log in to the mailbox `data` describes and out again; return the form's errors."""
+async def async_try_login(
+    data: Mapping[str, Any], *, tokens: EntryTokens | None = None
+) -> dict[str, str]:
+    """Log in to the mailbox `data` describes and out again; return the form's errors.
+
+    A Microsoft mailbox logs in with the token in `data`, or made valid by `tokens`.
+    """
     try:
-        async with open_session(data):
+        async with open_session(data, tokens=tokens):
             pass
     except POP3Error as error:
         LOGGER.debug("Logging in to %s failed: %s", mailbox_name(data), error)
@@ -167,9 +182,10 @@ def _clean_server_input(user_input: Mapping[str, Any]) -> dict[str, Any]:
     return cleaned
 
 
-class Pop3MailConfigFlow(ConfigFlow, domain=DOMAIN):
-    """Add a POP3 mailbox, re-enter its password, or move it to other server settings."""
+class Pop3MailConfigFlow(AbstractOAuth2FlowHandler, domain=DOMAIN):
+    """Add a mailbox (password or sign-in with Microsoft), sign in again, or move it."""
 
+    DOMAIN = DOMAIN
     VERSION = 1
     MINOR_VERSION = 1
 
@@ -189,8 +205,26 @@ class Pop3MailConfigFlow(ConfigFlow, domain=DOMAIN):
         """Return the subentries a mailbox can hold: watches."""
         return {SUBENTRY_WATCH: WatchSubentryFlow}
 
+    @property
+    @override
+    def logger(self) -> logging.Logger:
+        """The logger of Home Assistant's OAuth2 steps."""
+        return LOGGER
+
+    @property
+    @override
+    def extra_authorize_data(self) -> dict[str, Any]:
+        """Ask Microsoft for POP3 access and a refresh token, and let the user pick the account."""
+        return {"scope": " ".join(MICROSOFT_SCOPES), "prompt": "select_account"}
+
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask how the mailbox signs in: with a password, or with Microsoft."""
+        return self.async_show_menu(step_id="user", menu_options=["password", "microsoft"])
+
+    async def async_step_password(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
         """Ask for the server and the account, and log in before adding it."""
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -200,23 +234,61 @@ class Pop3MailConfigFlow(ConfigFlow, domain=DOMAIN):
             if not (errors := await async_try_login(data)):
                 return self.async_create_entry(title=mailbox_name(data), data=data)
         return self.async_show_form(
-            step_id="user",
+            step_id="password",
             data_schema=self.add_suggested_values_to_schema(
                 STEP_USER_SCHEMA, _without_password(user_input)
             ),
             errors=errors,
         )
 
+    async def async_step_microsoft(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Sign in with Microsoft through the application credentials."""
+        return await self.async_step_pick_implementation()
+
+    @override
+    async def async_oauth_create_entry(self, data: dict[str, Any]) -> ConfigFlowResult:
+        """Log in with the new token (XOAUTH2), then add the mailbox or renew its sign-in.
+
+        `data` holds Home Assistant's `auth_implementation` and `token`.
+        """
+        if (username := mailbox_address(data[CONF_TOKEN])) is None:
+            LOGGER.warning("Microsoft's id token names no mailbox address")
+            return self.async_abort(reason="oauth_error")
+        if self.source == SOURCE_REAUTH:
+            # The server may have been reconfigured; the account must stay the same.
+            entry_data = {**self._get_reauth_entry().data, **data}
+            await self.async_set_unique_id(
+                mailbox_unique_id({**entry_data, CONF_USERNAME: username})
+            )
+            self._abort_if_unique_id_mismatch(reason="wrong_account")
+        else:
+            entry_data = entry_data_for(data, username)
+            await self.async_set_unique_id(mailbox_unique_id(entry_data))
+            self._abort_if_unique_id_configured()
+        if errors := await async_try_login(entry_data):
+            return self.async_abort(reason=errors["base"])
+        if self.source == SOURCE_REAUTH:
+            return self.async_update_reload_and_abort(self._get_reauth_entry(), data=entry_data)
+        return self.async_create_entry(title=mailbox_name(entry_data), data=entry_data)
+
     async def async_step_reauth(self, entry_data: Mapping[str, Any]) -> ConfigFlowResult:
-        """Start over with a new password after the server rejected the stored one."""
+        """Start over with a new password or sign-in after the stored one was rejected."""
         return await self.async_step_reauth_confirm()
 
     async def async_step_reauth_confirm(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Ask for the new password and log in with it."""
+        """Ask for the new password and log in with it, or sign in with Microsoft again."""
         entry = self._get_reauth_entry()
         errors: dict[str, str] = {}
+        if is_oauth_entry(entry.data):
+            if user_input is not None:
+                return await self.async_step_pick_implementation()
+            return self.async_show_form(
+                step_id="reauth_confirm", description_placeholders={"mailbox": entry.title}
+            )
         if user_input is not None:
             data = {**entry.data, CONF_PASSWORD: user_input[CONF_PASSWORD]}
             if (result := await self._async_update_entry(entry, data, errors)) is not None:
@@ -231,7 +303,7 @@ class Pop3MailConfigFlow(ConfigFlow, domain=DOMAIN):
     async def async_step_reconfigure(
         self, user_input: dict[str, Any] | None = None
     ) -> ConfigFlowResult:
-        """Move the mailbox to other server settings, keeping its account."""
+        """Move the mailbox to other server settings, keeping its account (and its sign-in)."""
         entry = self._get_reconfigure_entry()
         errors: dict[str, str] = {}
         if user_input is not None:
@@ -259,9 +331,13 @@ class Pop3MailConfigFlow(ConfigFlow, domain=DOMAIN):
         """
         await self.async_set_unique_id(mailbox_unique_id(data))
         self._abort_if_unique_id_mismatch()
-        if login_errors := await async_try_login(data):
+        tokens = EntryTokens(self.hass, entry) if is_oauth_entry(entry.data) else None
+        if login_errors := await async_try_login(data, tokens=tokens):
             errors.update(login_errors)
             return None
+        if tokens is not None:
+            # The login may have renewed the token in the entry: keep that one.
+            data = {**data, CONF_TOKEN: entry.data[CONF_TOKEN]}
         return self.async_update_reload_and_abort(entry, data=data)
 
 

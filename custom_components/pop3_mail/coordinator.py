@@ -40,6 +40,7 @@ from .const import (
 )
 from .errors import update_error
 from .models import CheckFigures, MailboxData, mailbox_data
+from .oauth import EntryTokens, is_oauth_entry
 from .pop3.errors import POP3Error
 from .session import mailbox_name, open_session
 from .sync import state as mailbox_state
@@ -113,6 +114,8 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         )
         #: Held by every POP3 session of this entry: many servers lock the maildrop per session.
         self.session_lock = asyncio.Lock()
+        #: The sign-in with Microsoft, made valid before each session; None with a password.
+        self.tokens = EntryTokens(hass, entry) if is_oauth_entry(entry.data) else None
         self.last_check: CheckFigures | None = None
         self.capabilities: Capabilities | None = None
         self._state = MailboxState()
@@ -148,7 +151,7 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
 
     def connect(self) -> AbstractAsyncContextManager[POP3Session]:
         """Return a POP3 session with this entry's settings; hold `session_lock` around it."""
-        return open_session(self.config_entry.data)
+        return open_session(self.config_entry.data, tokens=self.tokens)
 
     @callback
     def async_add_message_listener(self, listener: MessageListener) -> CALLBACK_TYPE:

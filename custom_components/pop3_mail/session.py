@@ -2,7 +2,8 @@
 
 The check, the archive, the actions and the config flow all log in through
 `open_session`, so connection settings, TLS contexts and deadlines (and any step
-every login needs) live in one place.
+every login needs) live in one place. A Microsoft mailbox's access token is made
+valid here, before each session (see `oauth.py`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .const import (
     DEFAULT_VERIFY_SSL,
     SESSION_TIMEOUT,
 )
+from .oauth import CONF_TOKEN, EntryTokens, is_oauth_entry
 from .pop3 import PORT_PLAIN, PORT_SSL, POP3Session, Security, connect
 
 if TYPE_CHECKING:
@@ -50,13 +52,26 @@ def ssl_context_for(verify_ssl: bool) -> ssl.SSLContext:
 
 
 @asynccontextmanager
-async def open_session(data: Mapping[str, Any]) -> AsyncIterator[POP3Session]:
+async def open_session(
+    data: Mapping[str, Any], *, tokens: EntryTokens | None = None
+) -> AsyncIterator[POP3Session]:
     """Open the POP3 session (connected, secured, logged in) for the settings in `data`.
 
     `data` is an entry's data, or a form's before the entry exists. Hold the
     coordinator's `session_lock` around a session of a set-up entry: many servers lock
     the maildrop per session.
+
+    A Microsoft mailbox (a `token` in `data`) logs in with XOAUTH2: with the entry's
+    `tokens`, whose access token is first refreshed if it expires within 20 s (a valid
+    one costs no request); without, with the token in `data`, which a sign-in just got.
+    Token failures raise `TokenRejectedError` (an auth error) or `TokenUnavailableError`
+    (a connection error), before anything connects.
     """
+    oauth2_token: str | None = None
+    if tokens is not None:
+        oauth2_token = await tokens.async_access_token()
+    elif is_oauth_entry(data):
+        oauth2_token = data[CONF_TOKEN]["access_token"]
     security = Security(data[CONF_SECURITY])
     verify_ssl: bool = data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL)
     async with connect(
@@ -64,7 +79,8 @@ async def open_session(data: Mapping[str, Any]) -> AsyncIterator[POP3Session]:
         port_for(data),
         security=security,
         username=data[CONF_USERNAME],
-        password=data[CONF_PASSWORD],
+        password=data.get(CONF_PASSWORD, ""),
+        oauth2_token=oauth2_token,
         ssl_context=None if security is Security.NONE else ssl_context_for(verify_ssl),
         verify_ssl=verify_ssl,
         command_timeout=COMMAND_TIMEOUT,

@@ -53,10 +53,15 @@ def user_input(server: FakePOP3Server, **changes: Any) -> dict[str, Any]:
 
 
 async def start_user_flow(hass: HomeAssistant) -> str:
-    """Open the user step; return the flow id."""
+    """Open the user menu and pick the password form; return the flow id."""
     result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": SOURCE_USER})
-    assert result["type"] is FlowResultType.FORM
+    assert result["type"] is FlowResultType.MENU
     assert result["step_id"] == "user"
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"], {"next_step_id": "password"}
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["step_id"] == "password"
     assert result["errors"] == {}
     flow_id: str = result["flow_id"]
     return flow_id
