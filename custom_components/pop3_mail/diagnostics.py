@@ -9,14 +9,16 @@ from homeassistant.components.diagnostics import REDACTED, async_redact_data
 from homeassistant.const import CONF_PASSWORD, CONF_USERNAME
 
 from .const import CONF_ARCHIVE_FOLDER
+from .oauth import CONF_TOKEN
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
 
     from .coordinator import Pop3MailConfigEntry
 
-# The title, the unique id and the mailbox name are all "username@host".
-TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "title", "unique_id", "mailbox"}
+# The title, the unique id and the mailbox name are all "username@host". A Microsoft
+# entry's `token` holds the access, refresh and id tokens (the id token names the person).
+TO_REDACT = {CONF_PASSWORD, CONF_USERNAME, "title", "unique_id", "mailbox", CONF_TOKEN}
 
 
 async def async_get_config_entry_diagnostics(

@@ -24,6 +24,7 @@ from homeassistant.helpers.config_entry_oauth2_flow import (
     async_get_config_entry_implementation,
 )
 
+from .const import LOGGER
 from .pop3 import Security
 from .pop3.errors import POP3AuthError, POP3ConnectionError
 
@@ -142,12 +143,27 @@ class EntryTokens:
         self._hass = hass
         self._entry = entry
         self._oauth_session: OAuth2Session | None = None
+        self._unavailable = False
 
     async def async_access_token(self) -> str:
-        """Return a valid access token (see `async_access_token`)."""
-        if self._oauth_session is None:
-            self._oauth_session = await async_oauth_session(self._hass, self._entry)
-        return await async_access_token(self._oauth_session)
+        """Return a valid access token (see `async_access_token`).
+
+        An unavailable token endpoint is logged once per outage: the session that needed
+        the token fails, and is retried with backoff like any unreachable server.
+        """
+        try:
+            if self._oauth_session is None:
+                self._oauth_session = await async_oauth_session(self._hass, self._entry)
+            token = await async_access_token(self._oauth_session)
+        except TokenUnavailableError as error:
+            if not self._unavailable:
+                LOGGER.warning("%s; %s is checked again later", error, self._entry.title)
+            self._unavailable = True
+            raise
+        if self._unavailable:
+            LOGGER.info("Microsoft's sign-in service works again for %s", self._entry.title)
+        self._unavailable = False
+        return token
 
 
 async def async_oauth_session(hass: HomeAssistant, entry: ConfigEntry) -> OAuth2Session:
