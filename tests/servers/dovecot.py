@@ -23,6 +23,10 @@ gets [IN-USE]); `plaintext_refused=True` listens on 127.0.0.2 with `ssl = requir
 and clear-text auth disabled, so a client on 127.0.0.1 is refused USER/PASS without
 TLS (Dovecot counts a connection as secured when both ends have the same address).
 Its refusal says "Plaintext" in 2.3 and "Cleartext" in 2.4: `plaintext_refused_reply`.
+`oauth2_introspection_url=url` adds SASL XOAUTH2 and OAUTHBEARER, whose tokens Dovecot
+checks by POSTing them to `url` (RFC 7662 introspection, `tests/servers/introspection.py`):
+in 2.3 an oauth2 passdb for those mechanisms (`dovecot-oauth2.conf.ext`), in 2.4 the
+`oauth2 {}` settings (2.4 no longer uses a passdb for tokens). Passwords work as before.
 
 The working directory must be reachable by uid 65534 when running as root, so by
 default a fresh one is made with `tempfile.mkdtemp()` and removed by `stop()`;
@@ -132,6 +136,7 @@ class DovecotServer:
         users: dict[str, str] | None = None,
         pop3_lock_session: bool = False,
         plaintext_refused: bool = False,
+        oauth2_introspection_url: str | None = None,
         binary: str | None = None,
         extra_config: str = "",
         startup_timeout: float = 20.0,
@@ -145,6 +150,7 @@ class DovecotServer:
         self.users = dict(DEFAULT_USERS if users is None else users)
         self.pop3_lock_session = pop3_lock_session
         self.plaintext_refused = plaintext_refused
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.extra_config = extra_config
         self.startup_timeout = startup_timeout
         self.in_memory = in_memory
@@ -317,13 +323,16 @@ service pop3-login {{
 }}
 """
         ssl_mode = "required" if self.plaintext_refused else "yes"
+        mechanisms = (
+            "plain login xoauth2 oauthbearer" if self.oauth2_introspection_url else "plain login"
+        )
         if is_24:
             cleartext = "no" if self.plaintext_refused else "yes"
             rest = f"""ssl = {ssl_mode}
 ssl_server_cert_file = {d}/ssl/cert.pem
 ssl_server_key_file = {d}/ssl/key.pem
 auth_allow_cleartext = {cleartext}
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 passdb passwd-file {{
   passwd_file_path = {d}/users
 }}
@@ -339,7 +348,7 @@ mail_path = ~/Maildir
 ssl_cert = <{d}/ssl/cert.pem
 ssl_key = <{d}/ssl/key.pem
 disable_plaintext_auth = {disable}
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/users
@@ -351,7 +360,31 @@ userdb {{
 mail_location = maildir:~/Maildir
 """
         lock = "pop3_lock_session = yes\n" if self.pop3_lock_session else ""
-        return head + common + rest + lock + self.extra_config
+        oauth2 = self._oauth2_config(is_24) if self.oauth2_introspection_url else ""
+        return head + common + rest + lock + oauth2 + self.extra_config
+
+    def _oauth2_config(self, is_24: bool) -> str:
+        """XOAUTH2 and OAUTHBEARER checked against the introspection URL (see the docstring)."""
+        # The user in the XOAUTH2 message must be the `username` the endpoint returns for the
+        # token (username_validation_format, %u by default); `active` must be true.
+        settings = f"""introspection_mode = post
+introspection_url = {self.oauth2_introspection_url}
+username_attribute = username
+active_attribute = active
+active_value = true
+"""
+        if is_24:
+            indented = "".join(f"  {line}\n" for line in settings.splitlines())
+            return f"oauth2 {{\n{indented}}}\n"
+        path = self.root / "dovecot-oauth2.conf.ext"
+        path.write_text(settings)
+        self._chown(path)
+        return f"""passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {path}
+}}
+"""
 
     def _write_users(self) -> None:
         lines = [
