@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import Platform
 from homeassistant.helpers import config_validation as cv
@@ -10,6 +10,7 @@ from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN, STORAGE_VERSION
 from .coordinator import Pop3MailConfigEntry, Pop3MailCoordinator, storage_key
+from .oauth import CONF_TOKEN
 from .repairs import async_check_insecure_connection, async_delete_insecure_connection
 from .services import async_setup_services
 
@@ -36,12 +37,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> 
     entry.runtime_data = coordinator
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     coordinator.async_start_announcing()
-    options = dict(entry.options)
+    settings = _settings(entry)
 
     async def _async_entry_updated(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
-        # Only new options restart the entry: a renewed OAuth token, stored in entry.data
-        # before a session, must not reload it in the middle of that session.
-        if entry.options != options:
+        # A renewed OAuth token, stored in entry.data before a session, must not reload the
+        # entry in the middle of that session; any other change starts over with it.
+        if _settings(entry) != settings:
             await hass.config_entries.async_reload(entry.entry_id)
 
     entry.async_on_unload(entry.add_update_listener(_async_entry_updated))
@@ -61,3 +62,9 @@ async def async_remove_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) ->
     async_delete_insecure_connection(hass, entry.entry_id)
     store = Store[dict[str, object]](hass, STORAGE_VERSION, storage_key(entry.entry_id))
     await store.async_remove()
+
+
+def _settings(entry: Pop3MailConfigEntry) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The entry's data but its OAuth token, and its options: what a reload must follow."""
+    data = {key: value for key, value in entry.data.items() if key != CONF_TOKEN}
+    return data, dict(entry.options)
