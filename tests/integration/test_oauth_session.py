@@ -322,3 +322,18 @@ async def test_archive_session_uses_the_token(
     assert microsoft.mailbox.uids() == []
     assert len(refresh_calls(aioclient_mock)) == 1
     assert all(session.user == ADDRESS for session in microsoft.sessions)
+
+
+async def test_token_longer_than_an_auth_line(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker, microsoft: FakePOP3Server
+) -> None:
+    """Microsoft's access tokens are JWTs of 1-3 KB, far past AUTH's 255-octet line limit."""
+    long_token = "eyJ0eXAiOiJKV1QiLCJhbGciOiJSUzI1NiJ9." + "x" * 2500 + ".sig"
+    microsoft.users[ADDRESS] = long_token
+    entry = oauth_entry(microsoft, stored_token(long_token))
+    await set_up(hass, entry)
+    assert entry.state is ConfigEntryState.LOADED
+    assert microsoft.sessions[0].user == ADDRESS
+    (auth_line,) = [write for write in microsoft.sessions[0].writes if write.startswith(b"AUTH")]
+    # The token went after the server's "+ " continuation, not on the AUTH line.
+    assert len(auth_line) <= 255
