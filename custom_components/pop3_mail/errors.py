@@ -13,6 +13,7 @@ from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
 from homeassistant.helpers.update_coordinator import UpdateFailed
 
 from .const import DOMAIN
+from .oauth import TokenRejectedError, TokenUnavailableError
 from .pop3.errors import (
     POP3AuthError,
     POP3ConnectionError,
@@ -39,6 +40,12 @@ class ErrorKeys(NamedTuple):
 
 # First match wins: subclasses before their base classes.
 ERROR_KEYS: tuple[tuple[type[POP3Error], ErrorKeys], ...] = (
+    # Microsoft's token endpoint, before any connection (see oauth.py).
+    (TokenRejectedError, ErrorKeys("sign_in_rejected", "sign_in_rejected", "invalid_auth")),
+    (
+        TokenUnavailableError,
+        ErrorKeys("sign_in_unavailable", "sign_in_unavailable", "cannot_connect"),
+    ),
     (POP3AuthError, ErrorKeys("auth_failed", "auth_failed", "invalid_auth")),
     (
         POP3PlaintextRefusedError,

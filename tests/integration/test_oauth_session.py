@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientError
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
+from homeassistant.exceptions import ConfigEntryAuthFailed
 from homeassistant.helpers.update_coordinator import UpdateFailed
 import pytest
 
@@ -181,6 +182,8 @@ async def test_rejected_refresh_after_setup_starts_reauth(
     aioclient_mock.post(MICROSOFT_TOKEN_URL, **answer)
     await coordinator.async_refresh()
     assert not coordinator.last_update_success
+    assert isinstance(coordinator.last_exception, ConfigEntryAuthFailed)
+    assert coordinator.last_exception.translation_key == "sign_in_rejected"
     assert len(reauth_flows(hass)) == 1
     assert len(microsoft.sessions) == 1
 
@@ -224,6 +227,7 @@ async def test_token_endpoint_failure_after_setup_backs_off(
     await coordinator.async_refresh()
     assert not coordinator.last_update_success
     assert isinstance(coordinator.last_exception, UpdateFailed)
+    assert coordinator.last_exception.translation_key == "sign_in_unavailable"
     assert "Microsoft's sign-in service is unavailable" in str(coordinator.last_exception)
     assert coordinator.update_interval == timedelta(seconds=120)
     await coordinator.async_refresh()
