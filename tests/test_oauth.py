@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, strategies as st
 import pytest
 
+from custom_components.pop3_mail import application_credentials
 from custom_components.pop3_mail.oauth import mailbox_address, refresh_rejected
 from tests.integration.microsoft import id_token
 
@@ -83,3 +84,19 @@ def _addresses(payload: bytes) -> list[str]:
 def test_refresh_rejected(status: int, rejected: bool) -> None:
     """4xx is the endpoint's verdict on the grant; 429 and 5xx are its own trouble."""
     assert refresh_rejected(status) is rejected
+
+
+def test_deeply_nested_claims_name_no_mailbox() -> None:
+    """JSON nested past the parser's recursion limit is a broken token, not a crash."""
+    payload = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
+    assert mailbox_address({"id_token": f"h.{payload}.s"}) is None
+
+
+async def test_application_credentials_describe_the_entra_app() -> None:
+    """The "Add application credential" dialog names the redirect URI and the POP permission."""
+    placeholders = await application_credentials.async_get_description_placeholders(None)  # type: ignore[arg-type]
+    assert placeholders["redirect_url"] == "https://my.home-assistant.io/redirect/oauth"
+    assert placeholders["scope"] == "POP.AccessAsUser.All"
+    server = await application_credentials.async_get_authorization_server(None)  # type: ignore[arg-type]
+    assert server.authorize_url == "https://login.microsoftonline.com/common/oauth2/v2.0/authorize"
+    assert server.token_url == "https://login.microsoftonline.com/common/oauth2/v2.0/token"

@@ -105,7 +105,7 @@ def mailbox_address(token: Mapping[str, Any]) -> str | None:
     payload = id_token.split(".")[1]
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
         return None
     if not isinstance(claims, dict):
         return None
