@@ -203,5 +203,6 @@ async def async_access_token(oauth_session: OAuth2Session) -> str:
         raise TokenUnavailableError(str(error) or type(error).__name__) from error
     access_token = oauth_session.token.get("access_token")
     if not isinstance(access_token, str) or not access_token:
-        raise TokenUnavailableError("the token endpoint returned no access token")
+        # A stored sign-in without an access token never heals by waiting.
+        raise TokenRejectedError("the stored sign-in has no access token")
     return access_token

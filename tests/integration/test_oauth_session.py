@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import ClientError
 from homeassistant.config_entries import SOURCE_REAUTH, ConfigEntryState
-from homeassistant.exceptions import ConfigEntryAuthFailed
+from homeassistant.exceptions import ConfigEntryAuthFailed, HomeAssistantError
+from homeassistant.helpers import config_entry_oauth2_flow
 from homeassistant.helpers.update_coordinator import UpdateFailed
 import pytest
 
@@ -272,6 +273,35 @@ async def test_removed_credential_starts_reauth(
     await set_up(hass, entry)
     assert entry.state is ConfigEntryState.SETUP_ERROR
     assert len(reauth_flows(hass)) == 1
+    assert microsoft.sessions == []
+
+
+async def test_stored_sign_in_without_access_token_starts_reauth(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker, microsoft: FakePOP3Server
+) -> None:
+    """A stored token without an access token (a damaged entry) asks to sign in again."""
+    token = {key: value for key, value in stored_token().items() if key != "access_token"}
+    entry = oauth_entry(microsoft, token)
+    await set_up(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_ERROR
+    assert len(reauth_flows(hass)) == 1
+    assert microsoft.sessions == []
+    assert aioclient_mock.call_count == 0
+
+
+async def test_unavailable_credential_provider_is_transient(
+    hass: HomeAssistant, microsoft: FakePOP3Server
+) -> None:
+    """A credential provider that is down (not a removed credential): retried, no reauth."""
+
+    async def provider_down(hass: HomeAssistant, domain: str) -> list[Any]:
+        raise HomeAssistantError("provider down")
+
+    config_entry_oauth2_flow.async_add_implementation_provider(hass, "broken", provider_down)
+    entry = oauth_entry(microsoft, stored_token())
+    await set_up(hass, entry)
+    assert entry.state is ConfigEntryState.SETUP_RETRY
+    assert reauth_flows(hass) == []
     assert microsoft.sessions == []
 
 
