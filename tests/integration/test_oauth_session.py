@@ -328,6 +328,27 @@ async def test_actions_refresh_the_token(
     assert microsoft.sessions[-1].user == ADDRESS
 
 
+async def test_action_with_a_rejected_sign_in_starts_reauth(
+    hass: HomeAssistant, aioclient_mock: AiohttpClientMocker, microsoft: FakePOP3Server
+) -> None:
+    """An action whose refresh Microsoft rejects fails, translated, and reauth starts."""
+    microsoft.mailbox.add(mail(1))
+    entry = oauth_entry(microsoft, stored_token())
+    await set_up(hass, entry)
+    expire(hass, entry)
+    aioclient_mock.post(MICROSOFT_TOKEN_URL, status=400, json={"error": "invalid_grant"})
+    with pytest.raises(HomeAssistantError) as raised:
+        await hass.services.async_call(
+            DOMAIN,
+            "delete_message",
+            {"config_entry_id": entry.entry_id, "uid": "uid-1"},
+            blocking=True,
+        )
+    assert raised.value.translation_key == "sign_in_rejected"
+    assert len(reauth_flows(hass)) == 1
+    assert microsoft.mailbox.uids() == ["uid-1"]
+
+
 async def test_archive_session_uses_the_token(
     hass: HomeAssistant,
     aioclient_mock: AiohttpClientMocker,
