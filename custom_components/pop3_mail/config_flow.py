@@ -327,10 +327,14 @@ class Pop3MailConfigFlow(AbstractOAuth2FlowHandler, domain=DOMAIN):
     ) -> ConfigFlowResult | None:
         """Log in with `data` and store it in `entry`, or fill `errors` and return None.
 
-        Settings that name another mailbox abort: that is a new entry, not this one.
+        Another host moves the mailbox (a provider's new server, another Microsoft cloud):
+        its unique id and title follow the new `username@host`, and its known messages
+        and read state stay. Another entry watching that mailbox already aborts.
         """
-        await self.async_set_unique_id(mailbox_unique_id(data))
-        self._abort_if_unique_id_mismatch()
+        unique_id = mailbox_unique_id(data)
+        if unique_id != entry.unique_id:
+            await self.async_set_unique_id(unique_id, raise_on_progress=False)
+            self._abort_if_unique_id_configured()
         tokens = EntryTokens(self.hass, entry) if is_oauth_entry(entry.data) else None
         if login_errors := await async_try_login(data, tokens=tokens):
             errors.update(login_errors)
@@ -338,7 +342,9 @@ class Pop3MailConfigFlow(AbstractOAuth2FlowHandler, domain=DOMAIN):
         if tokens is not None:
             # The login may have renewed the token in the entry: keep that one.
             data = {**data, CONF_TOKEN: entry.data[CONF_TOKEN]}
-        return self.async_update_reload_and_abort(entry, data=data)
+        return self.async_update_reload_and_abort(
+            entry, unique_id=unique_id, title=mailbox_name(data), data=data
+        )
 
 
 class Pop3MailOptionsFlow(OptionsFlow):

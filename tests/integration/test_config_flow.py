@@ -16,6 +16,7 @@ from homeassistant.const import (
 )
 from homeassistant.data_entry_flow import FlowResultType
 import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.pop3_mail.const import (
     CONF_ARCHIVE_FOLDER,
@@ -31,7 +32,6 @@ from tests.servers.fake_pop3 import FakePOP3Server, Fault, delay
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
-    from pytest_homeassistant_custom_component.common import MockConfigEntry
 
     from tests.servers.certs import TestPKI
     from tests.servers.fixtures import FakePOP3Factory
@@ -351,20 +351,55 @@ async def test_reconfigure_without_port_drops_it(
     await hass.async_block_till_done()
 
 
-async def test_reconfigure_to_another_mailbox_aborts(
+async def test_reconfigure_moves_the_mailbox_to_another_host(
     hass: HomeAssistant, init_integration: MockConfigEntry, pop3_server: FakePOP3Server
 ) -> None:
-    """Another host is another mailbox: abort, without logging in there."""
+    """Another host: unique id and title follow the new username@host; the state stays."""
+    coordinator = init_integration.runtime_data
+    known = coordinator.state.known_uids
+    assert known
+    result = await init_integration.start_reconfigure_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        result["flow_id"],
+        {
+            CONF_HOST: "localhost",
+            CONF_SECURITY: "none",
+            CONF_PORT: pop3_server.port,
+            CONF_VERIFY_SSL: True,
+        },
+    )
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "reconfigure_successful"
+    await hass.async_block_till_done()
+    assert init_integration.data[CONF_HOST] == "localhost"
+    assert init_integration.unique_id == "alice@localhost"
+    assert init_integration.title == "alice@localhost"
+    assert init_integration.runtime_data is not coordinator
+    assert init_integration.runtime_data.state.known_uids == known
+
+
+async def test_reconfigure_onto_a_mailbox_already_watched_aborts(
+    hass: HomeAssistant, init_integration: MockConfigEntry, pop3_server: FakePOP3Server
+) -> None:
+    """Moving onto the mailbox of another entry aborts, without logging in there."""
+    other = MockConfigEntry(
+        domain=DOMAIN,
+        title="alice@localhost",
+        unique_id="alice@localhost",
+        data={**init_integration.data, CONF_HOST: "localhost"},
+    )
+    other.add_to_hass(hass)
     sessions = len(pop3_server.sessions)
     result = await init_integration.start_reconfigure_flow(hass)
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        {CONF_HOST: "localhost", CONF_SECURITY: "none", CONF_VERIFY_SSL: True},
+        {CONF_HOST: "LOCALHOST", CONF_SECURITY: "none", CONF_VERIFY_SSL: True},
     )
     assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "unique_id_mismatch"
+    assert result["reason"] == "already_configured"
     assert len(pop3_server.sessions) == sessions
     assert init_integration.data[CONF_HOST] == "127.0.0.1"
+    assert init_integration.unique_id == "alice@127.0.0.1"
 
 
 # -- options ---------------------------------------------------------------------------------

@@ -281,7 +281,10 @@ async def test_reconfigure_moves_to_another_endpoint(
     fake_pop3: FakePOP3Factory,
     microsoft: FakePOP3Server,
 ) -> None:
-    """Another POP3 endpoint, same account: logged in with the valid token, no token request."""
+    """Another POP3 endpoint (another Microsoft cloud), same account and sign-in.
+
+    The valid token logs in there without a token request; unique id and title follow.
+    """
     entry = oauth_entry(microsoft, stored_token())
     entry.add_to_hass(hass)
     other = await fake_pop3(users={ADDRESS: "access-1"}, implicit_tls=microsoft.implicit_tls)
@@ -289,11 +292,18 @@ async def test_reconfigure_moves_to_another_endpoint(
     assert result["step_id"] == "reconfigure"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"],
-        {CONF_HOST: other.host, CONF_SECURITY: "ssl", CONF_PORT: other.port, CONF_VERIFY_SSL: True},
+        {
+            CONF_HOST: "localhost",
+            CONF_SECURITY: "ssl",
+            CONF_PORT: other.port,
+            CONF_VERIFY_SSL: True,
+        },
     )
     assert result["type"] is FlowResultType.ABORT
     assert result["reason"] == "reconfigure_successful"
-    assert entry.data[CONF_PORT] == other.port
+    assert (entry.data[CONF_HOST], entry.data[CONF_PORT]) == ("localhost", other.port)
+    assert entry.unique_id == f"{ADDRESS}@localhost".lower()
+    assert entry.title == f"{ADDRESS}@localhost"
     assert entry.data["token"]["access_token"] == "access-1"
     assert other.sessions[0].user == ADDRESS
     assert aioclient_mock.call_count == 0
