@@ -109,6 +109,7 @@ async def test_sign_in_refresh_and_revocation(
     # New mail arrives; the valid token costs no request.
     dovecot.deliver(name, mail(2))
     await coordinator.async_refresh()
+    await hass.async_block_till_done()
     assert [event.data["subject"] for event in events] == ["Message 2"]
     assert aioclient_mock.call_count == 1
 
@@ -120,6 +121,7 @@ async def test_sign_in_refresh_and_revocation(
     aioclient_mock.post(MICROSOFT_TOKEN_URL, json=token_response("access-2"))
     dovecot.deliver(name, mail(3))
     await coordinator.async_refresh()
+    await hass.async_block_till_done()
     assert coordinator.last_update_success
     assert [event.data["subject"] for event in events] == ["Message 2", "Message 3"]
     assert len(refresh_calls(aioclient_mock)) == 1
