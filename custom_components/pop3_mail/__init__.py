@@ -64,7 +64,11 @@ async def async_remove_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) ->
     await store.async_remove()
 
 
-def _settings(entry: Pop3MailConfigEntry) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The entry's data but its OAuth token, and its options: what a reload must follow."""
+def _settings(entry: Pop3MailConfigEntry) -> tuple[Any, ...]:
+    """Everything of the entry a reload must follow: all of it but its OAuth token."""
     data = {key: value for key, value in entry.data.items() if key != CONF_TOKEN}
-    return data, dict(entry.options)
+    watches = {
+        subentry_id: (subentry.subentry_type, subentry.title, dict(subentry.data))
+        for subentry_id, subentry in entry.subentries.items()
+    }
+    return data, dict(entry.options), entry.title, watches
