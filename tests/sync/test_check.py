@@ -28,6 +28,8 @@ from custom_components.pop3_mail.pop3.requests import (
     Uidl,
 )
 from custom_components.pop3_mail.sync.check import (
+    CHECK_ANSWER_LIMIT,
+    CHECK_BUDGET,
     MAX_BATCH,
     CheckOutcome,
     MailboxCheck,
@@ -134,6 +136,8 @@ def check_and_apply(
         top_lines=top_lines,
         newest_known=state.last_message.uid if state.last_message else None,
         batch_size=batch_size,
+        vanished=state.vanished.uids if state.vanished else None,
+        vanished_size=state.vanished.size if state.vanished else 0,
     )
     run = drive(checker, maildrop)
     newest = run.outcome.newest
@@ -454,14 +458,17 @@ def test_appended_burst_is_fetched_in_bounded_rounds() -> None:
     state = baselined(maildrop)
     for i in range(450):
         maildrop.add(f"burst{i}")
-    checker = new_check(state, top_lines=0)
-    requests = checker.first_requests()
-    largest = 0
-    while requests:
-        largest = max(largest, len(requests))
-        requests = checker.feed([maildrop.answer(r) for r in requests])
-    assert len(checker.outcome().new) == 450
-    assert largest == 3 * MAX_BATCH
+    roomy = MAX_BATCH * (CHECK_ANSWER_LIMIT + 1024)
+    for budget, per_round in ((roomy, MAX_BATCH), (CHECK_BUDGET, 31)):
+        # Each round's worst case (every TOP at the per-answer cap) fits the budget.
+        checker = MailboxCheck(state.known_uids, state.size, budget=budget)
+        requests = checker.first_requests()
+        largest = 0
+        while requests:
+            largest = max(largest, len(requests))
+            requests = checker.feed([maildrop.answer(r) for r in requests])
+        assert len(checker.outcome().new) == 450
+        assert largest == 3 * per_round
 
 
 # -- properties over histories -------------------------------------------------------------
@@ -475,6 +482,7 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("reassign"), st.just(0)),
     st.tuples(st.just("vanish"), st.just(0)),
     st.tuples(st.just("duplicate"), st.integers(0, 10_000)),
+    st.tuples(st.just("blink"), st.just(0)),
     st.tuples(st.just("check"), st.just(0)),
     st.tuples(st.just("check"), st.just(0)),
 )
@@ -488,6 +496,7 @@ class History:
     fresh: set[str] = field(default_factory=set)  # uids that are genuinely new mail
     seen: set[str] = field(default_factory=set)  # uids some check has seen on the server
     serial: int = 0
+    blink: bool = False  # the next check finds the maildrop empty, then the mail is back
 
     def uid(self, kind: str) -> str:
         self.serial += 1
@@ -527,6 +536,10 @@ class History:
                 messages.clear()
             case "duplicate" if messages:
                 self.maildrop.add(messages[argument % len(messages)][0])
+            case "blink":
+                # A server rebuilding its index: one check sees "+OK 0 0", the mail comes back.
+                self.blink = True
+                return False
             case _:
                 return True  # nothing changed
         return False
@@ -548,11 +561,19 @@ def run_history(
             only_appended &= history.apply(operation, argument)
             appended += len(history.maildrop.messages) - before
             continue
+        stashed = history.maildrop.messages
+        if history.blink:
+            history.maildrop.messages = []
         known, known_size = state.known_uids, state.size
+        tombstones = set(state.vanished.uids) if state.vanished else set()
+        tombstones_size = state.vanished.size if state.vanished else 0
         server = [uid for uid, _ in history.maildrop.messages]
         server_size = sum(octets(raw) for _, raw in history.maildrop.messages)
         history.seen.update(server)
         state, run = check_and_apply(state, history.maildrop, batch_size=batch_size)
+        came_back = history.blink and bool(stashed)
+        if history.blink:
+            history.maildrop.messages, history.blink = stashed, False
         outcome = run.outcome
         new = [message.uid for message in outcome.new]
         announced.update(new)
@@ -566,13 +587,22 @@ def run_history(
             assert server[message.number - 1] == message.uid
             assert message.raw_top == history.maildrop.top(message.number, 0)
         assert new == sorted(new, key=server.index)
-        gone_at_once = bool(known) and bool(server) and not set(known) & set(server)
-        # Every known uid gone: a renumbering only when the server may hold the same mail
-        # (as many messages of the same size, or more); otherwise the known mail was deleted
-        # and everything on the server now is announced, in order, once.
-        renumbered = len(server) > len(known) or (
-            len(server) == len(known) and server_size == known_size
-        )
+        if tombstones and server:
+            # After the mailbox looked empty: only exactly the same amount of mail, none of it
+            # back, is a renumbering; anything not back is new.
+            gone_at_once = not (set(known) | tombstones) & set(server)
+            renumbered = (
+                len(server) == len(known) + len(tombstones)
+                and server_size == known_size + tombstones_size
+            )
+        else:
+            gone_at_once = bool(known) and bool(server) and not set(known) & set(server)
+            # Every known uid gone: a renumbering only when the server may hold the same mail
+            # (as many messages of the same size, or more); otherwise the known mail was
+            # deleted and everything on the server now is announced, in order, once.
+            renumbered = len(server) > len(known) or (
+                len(server) == len(known) and server_size == known_size
+            )
         assert outcome.rebaselined == (gone_at_once and renumbered)
         if gone_at_once and not renumbered:
             # The one case where old mail can be announced: old mail under new ids that is
@@ -593,7 +623,9 @@ def run_history(
             assert state.last_message.uid == server[-1]
         else:
             assert state.last_message is None
-        # Cost: an unchanged mailbox in one round, k appended messages in O(k).
+        # Cost: an unchanged mailbox in one round, k appended messages in O(k). While
+        # tombstones wait for mail to come back (a bounded number of checks), the full list.
+        only_appended &= not tombstones
         if uidl_one and only_appended and appended == 0:
             assert run.rounds == 1
             assert not outcome.full_list
@@ -601,7 +633,8 @@ def run_history(
             assert not outcome.full_list
             assert len(run.requests) <= 2 + 3 * appended
             assert run.rounds == 1 + math.ceil(appended / batch_size)
-        only_appended, appended = True, 0
+        # Mail back after a blink is a change the next check must notice (by the full list).
+        only_appended, appended = not came_back, 0
     assert max(announced.values(), default=1) == 1
 
 

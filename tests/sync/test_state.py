@@ -224,8 +224,12 @@ def test_saves_are_deterministic() -> None:
 @pytest.mark.parametrize(
     "change",
     [
-        {"version": 2},
+        {"version": 1},
+        {"version": 3},
         {"version": None},
+        {"vanished": []},
+        {"vanished": {"uids": "a", "unread": [], "size": 0}},
+        {"vanished": {"uids": ["a"], "unread": [], "size": -1}},
         {"uids": "abc"},
         {"uids": ["a", 1]},
         {"unread": [None]},

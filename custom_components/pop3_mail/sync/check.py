@@ -23,6 +23,40 @@ Public names:
 
 Only STAT, LIST, UIDL and TOP are ever requested: checking is read-only.
 
+Bounds (the server is hostile until proven otherwise):
+
+- Nothing is built from a count the server merely claims: numbers still to ask
+  about are ranges, and lists grow only with answers actually received.
+- A STAT count above `MAX_MESSAGES` (1,000,000) or a size above
+  `MAX_MAILBOX_BYTES` (2^63 - 1, what a JSON save can hold) is a
+  `POP3ProtocolError`: the check fails and the caller backs off. A million is
+  where the full UIDL list reaches the per-answer cap of the client (70-octet
+  uids) and ~100 MB of Python objects; no mailbox a home automation polls is
+  larger, and a server claiming more is broken or hostile.
+- Memory budget: one check holds at most `CHECK_BUDGET` (128 MiB) of fetched
+  TOP answers, counted with `_MESSAGE_OVERHEAD` bytes of bookkeeping per
+  message. Each TOP answer is at most `answer_limit` bytes (`CHECK_ANSWER_LIMIT`,
+  4 MiB; the caller opens the check session with that per-answer cap, and a
+  larger answer that reaches the planner anyway is a `POP3ProtocolError`), so a
+  round asks for at most (budget - held) / answer_limit TOPs and the worst case
+  of every round is inside the budget before it is sent. When no further TOP
+  fits, the check stops fetching and finishes with what it has: the new
+  messages fetched so far, a prefix in arrival order, are the outcome, and
+  `deferred` says how many were left for the next check (the state records only
+  the prefix as known, so the next check finds the rest as new). One answer
+  larger than the budget cannot exist: the per-answer cap is below it.
+
+Progress kept: `partial_outcome()` of a check that failed in a later round (a
+timeout, a dropped connection) is the outcome of the rounds that completed,
+covering a prefix of the new messages in arrival order, or None when nothing can
+be kept. Applying and announcing it loses nothing: the messages left out are not
+recorded as known, so the next check finds them.
+
+A mailbox that looks empty: a server rebuilding its index may answer
+``+OK 0 0`` once and come back with the same mail. The caller keeps the uids it
+knew as `vanished` tombstones (see `sync/state.py`) and passes them here: the
+check then asks for the full UIDL list, and a uid that comes back is not new.
+
 How a check goes (n known uids, the last one `last`):
 
 1. STAT, and ``UIDL n`` when n > 0 (the full ``UIDL`` on the first check ever).
@@ -69,7 +103,7 @@ from enum import Enum, auto
 from itertools import compress, filterfalse
 from typing import TYPE_CHECKING, Final, cast
 
-from custom_components.pop3_mail.pop3.errors import POP3ResponseError
+from custom_components.pop3_mail.pop3.errors import POP3ProtocolError, POP3ResponseError
 from custom_components.pop3_mail.pop3.requests import (
     List,
     Request,
@@ -91,6 +125,17 @@ _LINES_PER_ROUND: Final = 40_000
 _HEADER_LINES: Final = 60
 
 type CheckResult = Result | POP3ResponseError
+
+#: The most messages a maildrop may hold; a STAT count above it is a protocol error.
+MAX_MESSAGES: Final = 1_000_000
+#: The largest total size a STAT may report: what a JSON save (64-bit integers) can hold.
+MAX_MAILBOX_BYTES: Final = 2**63 - 1
+#: The most bytes of fetched answers one check holds (see the module docstring).
+CHECK_BUDGET: Final = 128 * 2**20
+#: The per-answer cap a check session is opened with: far above any real header block.
+CHECK_ANSWER_LIMIT: Final = 4 * 2**20
+#: Bytes charged per fetched message for its bookkeeping (uid, size, dict entries).
+_MESSAGE_OVERHEAD: Final = 512
 
 
 #: Uids per C-level set operation in a full-list check (about 1 ms each).
@@ -136,6 +181,10 @@ class CheckOutcome:
     - `newest`: the last message in server order, when its headers were fetched
       in this check (it is new, or its uid is not the caller's `newest_known`);
       None when the mailbox is empty or the caller already has its headers.
+      In a partial outcome: the last message it covers, when fetched.
+    - `deferred`: new messages seen but left for the next check (the budget ran
+      out, or a later round failed); 0 for a complete check. A partial outcome's
+      `uids`, `count` and `size` describe only what it covers.
     """
 
     count: int
@@ -146,6 +195,7 @@ class CheckOutcome:
     rebaselined: bool
     full_list: bool
     newest: NewMessage | None
+    deferred: int = 0
 
 
 class _Phase(Enum):
@@ -166,6 +216,15 @@ class _Fetched:
     raw_top: bytes | None = None
 
 
+def _complete(entry: _Fetched) -> bool:
+    return entry.raw_top is not None and entry.size is not None
+
+
+def _cost(entry: _Fetched) -> int:
+    """Bytes an entry counts against the budget."""
+    return 0 if entry.raw_top is None else len(entry.raw_top) + _MESSAGE_OVERHEAD
+
+
 class MailboxCheck:
     """One read-only check of a mailbox, as a sans-I/O state machine (see the module docstring)."""
 
@@ -177,6 +236,10 @@ class MailboxCheck:
         top_lines: int = 0,
         newest_known: str | None = None,
         batch_size: int | None = None,
+        vanished: Sequence[str] | None = None,
+        vanished_size: int = 0,
+        budget: int = CHECK_BUDGET,
+        answer_limit: int = CHECK_ANSWER_LIMIT,
     ) -> None:
         """Plan a check.
 
@@ -184,15 +247,28 @@ class MailboxCheck:
         previous check; None for the first check ever (baseline). `top_lines` is the
         number of body lines fetched with each new message's headers. `newest_known`
         is the uid of the message whose headers the caller already shows as the
-        newest (`last_message`).
+        newest (`last_message`). `vanished` (server order) and `vanished_size` are
+        the uids of a mailbox that last looked empty (tombstones); a uid among them
+        that comes back is not new. `budget` and `answer_limit` bound the bytes of
+        fetched answers held at once and of one answer.
         """
         if top_lines < 0:
             raise ValueError("top_lines must be >= 0")
+        if answer_limit <= 0 or answer_limit + _MESSAGE_OVERHEAD > budget:
+            # At least one message fits every check: a check always makes progress.
+            raise ValueError("answer_limit must be > 0 and leave room for one message in budget")
         self._baseline = known_uids is None
         self._known: tuple[str, ...] = () if known_uids is None else tuple(known_uids)
         self._known_size = known_size
         self._top_lines = top_lines
         self._newest_known = newest_known
+        self._vanished: tuple[str, ...] = tuple(vanished or ())
+        self._vanished_size = vanished_size
+        self._budget = budget
+        self._answer_limit = answer_limit
+        # Bytes of fetched answers held now, bookkeeping included.
+        self._held = 0
+        self._deferred = 0
         self._batch = batch_size if batch_size is not None else default_batch_size(top_lines)
         if self._batch < 1:
             raise ValueError("batch_size must be >= 1")
@@ -202,8 +278,9 @@ class MailboxCheck:
         self._size = 0
         # Answers by message number; they survive a fallback from APPENDED to FULL_LIST.
         self._fetched: dict[int, _Fetched] = {}
-        # Message numbers still to ask about, in the current phase.
-        self._todo: list[int] = []
+        # Message numbers still to ask about, in the current phase: a range until the
+        # server has sent the list, so a claimed count never allocates anything.
+        self._todo: Sequence[int] = ()
         # The server's list as far as this check knows it: uids[i] is message numbers[i].
         self._uids: tuple[str, ...] = ()
         self._numbers: Sequence[int] = ()
@@ -263,7 +340,7 @@ class MailboxCheck:
         for 100,000 uids on a desktop CPU); a caller holding very large mailboxes may
         run that one `feed()` in an executor.
         """
-        return self._phase is _Phase.FULL_LIST or (self._baseline and self._phase is _Phase.FIRST)
+        return self._phase is _Phase.FULL_LIST or (self._full_list and self._phase is _Phase.FIRST)
 
     def outcome(self) -> CheckOutcome:
         """The result of the finished check."""
@@ -279,14 +356,23 @@ class MailboxCheck:
             raise stat
         if not isinstance(stat, StatResult):
             raise TypeError(f"STAT answered with {type(stat).__name__}")
+        if not 0 <= stat.count <= MAX_MESSAGES or not 0 <= stat.size <= MAX_MAILBOX_BYTES:
+            raise POP3ProtocolError(
+                f"STAT claims {stat.count} messages of {stat.size} octets: more than "
+                f"{MAX_MESSAGES} messages or {MAX_MAILBOX_BYTES} octets is not a real maildrop"
+            )
         self._count, self._size = stat.count, stat.size
         known = len(self._known)
         if self._count == 0:
             # Every known uid is gone, but into an empty mailbox: nothing to re-baseline.
             self._removed = frozenset(self._known)
             return self._finish()
-        if self._baseline:
+        if self._full_list:
             return self._after_full_list(results[1])
+        if self._vanished:
+            # Mail that was there before the mailbox looked empty may be back: only the
+            # full list can tell it from new mail.
+            return self._start_full_list()
         if known == 0:
             return self._start_appended()
         last = results[1]
@@ -300,11 +386,22 @@ class MailboxCheck:
 
     def _start_appended(self) -> list[Request]:
         self._phase = _Phase.APPENDED
-        self._todo = list(range(len(self._known) + 1, self._count + 1))
+        self._todo = range(len(self._known) + 1, self._count + 1)
         return self._appended_round()
 
+    def _round_size(self) -> int:
+        """How many TOPs the next round may ask for: their worst case must fit the budget."""
+        room = (self._budget - self._held) // (self._answer_limit + _MESSAGE_OVERHEAD)
+        return max(0, min(self._batch, room))
+
     def _appended_round(self) -> list[Request]:
-        batch, self._todo = self._todo[: self._batch], self._todo[self._batch :]
+        size = self._round_size()
+        if size == 0:
+            # The budget is spent: announce what is complete, the rest next check.
+            self._outcome = self._partial()
+            self._phase = _Phase.DONE
+            return []
+        batch, self._todo = self._todo[:size], self._todo[size:]
         requests: list[Request] = []
         for number in batch:
             requests += (Uidl(number), List(number), Top(number, self._top_lines))
@@ -344,6 +441,8 @@ class MailboxCheck:
             raise listing
         if not isinstance(listing, dict):
             raise TypeError(f"UIDL answered with {type(listing).__name__}")
+        if len(listing) > MAX_MESSAGES:
+            raise POP3ProtocolError(f"UIDL lists more than {MAX_MESSAGES} messages")
         uid_of = cast("dict[int, str]", listing)
         numbers = list(uid_of)
         if numbers != sorted(numbers):
@@ -357,7 +456,7 @@ class MailboxCheck:
             for number in list(self._fetched):
                 if self._fetched[number].uid != uid_of.get(number):
                     # Answers from the abandoned appended path that belong to another message.
-                    del self._fetched[number]
+                    self._held -= _cost(self._fetched.pop(number))
         if not self._uids:
             # STAT counted messages the list does not show: a broken server; take it as empty.
             self._removed = frozenset(self._known)
@@ -365,6 +464,8 @@ class MailboxCheck:
         if self._baseline or self._uids == self._known:
             # Nothing changed (a server without UIDL n lands here): no set work at all.
             return self._start_fetch()
+        if self._vanished:
+            return self._after_vanished()
         # One set of the server's uids answers every question: passes in C over the uids
         # (build it, look the known ones up, take them out), no Python loop. In slices:
         # the caller runs this in a thread, and one C call over 100,000 uids would keep
@@ -389,6 +490,30 @@ class MailboxCheck:
             self._new = self._first_occurrences(
                 compress(range(len(self._uids)), map(on_server.__contains__, self._uids))
             )
+        return self._start_fetch()
+
+    def _after_vanished(self) -> list[Request]:
+        """Mail is back after the mailbox looked empty: tombstoned uids are not new.
+
+        No tombstone back while the server holds exactly as many messages of the same
+        total size as vanished is the same mail under new ids (a rebuild that renumbered):
+        re-baselined. Anything else that is not a tombstone arrived since: announced, so
+        mail delivered after another client really emptied the mailbox is not lost.
+        """
+        old = set(self._known)
+        old.update(self._vanished)
+        on_server = set(self._uids)
+        self._removed = frozenset(uid for uid in self._known if uid not in on_server)
+        if (
+            on_server.isdisjoint(old)
+            and self._count == len(self._vanished) + len(self._known)
+            and self._size == self._vanished_size + self._known_size
+        ):
+            self._rebaselined = True
+            return self._start_fetch()
+        self._new = self._first_occurrences(
+            position for position, uid in enumerate(self._uids) if uid not in old
+        )
         return self._start_fetch()
 
     def _looks_renumbered(self) -> bool:
@@ -425,7 +550,13 @@ class MailboxCheck:
     def _next_fetch(self) -> list[Request]:
         if not self._todo:
             return self._finish()
-        batch, self._todo = self._todo[: self._batch], self._todo[self._batch :]
+        size = self._round_size()
+        if size == 0:
+            # The budget is spent: announce what is complete, the rest next check.
+            self._outcome = self._partial()
+            self._phase = _Phase.DONE
+            return []
+        batch, self._todo = self._todo[:size], self._todo[size:]
         requests: list[Request] = []
         for number in batch:
             lines = self._top_lines if number in self._new_numbers else 0
@@ -446,7 +577,15 @@ class MailboxCheck:
                     entry.size = result if isinstance(result, int) else 0
                 case Top(msg=number):
                     entry = self._fetched.setdefault(number, _Fetched())
-                    entry.raw_top = result if isinstance(result, bytes) else b""
+                    raw = result if isinstance(result, bytes) else b""
+                    if len(raw) > self._answer_limit:
+                        raise POP3ProtocolError(
+                            f"TOP {number} answered {len(raw)} octets, more than the "
+                            f"{self._answer_limit} a check session allows"
+                        )
+                    self._held -= _cost(entry)
+                    entry.raw_top = raw
+                    self._held += _cost(entry)
                 case _:
                     raise TypeError(f"unexpected request {request!r}")
 
@@ -483,6 +622,79 @@ class MailboxCheck:
         )
         self._phase = _Phase.DONE
         return []
+
+    # -- progress kept -------------------------------------------------------------
+
+    def partial_outcome(self) -> CheckOutcome | None:
+        """What can be kept of a check that stopped early (a later round failed).
+
+        The outcome of a finished check; else, once the new messages are known
+        (appended ones checked round by round, or the full list), an outcome covering
+        the new messages fetched completely, a prefix in arrival order, with
+        `deferred` > 0 for those left out; None when nothing can be kept (the check
+        failed before it knew what is new).
+        """
+        if self._outcome is not None:
+            return self._outcome
+        if self._phase is _Phase.APPENDED and self._fetched:
+            return self._partial()
+        if self._phase is _Phase.FETCH:
+            return self._partial()
+        return None
+
+    def _partial(self) -> CheckOutcome:
+        """The outcome of the new messages fetched completely so far (a prefix), see above."""
+        if self._phase is _Phase.APPENDED:
+            known = len(self._known)
+            # Rounds go in number order and each was checked to hold only unknown uids.
+            last = known
+            while (entry := self._fetched.get(last + 1)) is not None and _complete(entry):
+                last += 1
+            self._uids = self._known + tuple(
+                self._fetched[n].uid or "" for n in range(known + 1, last + 1)
+            )
+            self._numbers = range(1, last + 1)
+            self._new = self._first_occurrences(range(known, last))
+            size = self._known_size + sum(
+                self._fetched[n].size or 0 for n in range(known + 1, last + 1)
+            )
+            deferred = self._count - last
+            kept = self._new
+        else:
+            kept = []
+            for position in self._new:
+                entry = self._fetched.get(self._numbers[position])
+                if entry is None or not _complete(entry):
+                    break
+                kept.append(position)
+            left = set(self._new[len(kept) :])
+            deferred = len(left)
+            size = self._size
+            if left:
+                # Left-out uids must not be recorded as known; the size then no longer
+                # matches, so the next check takes the full list and finds them.
+                positions = [i for i in range(len(self._uids)) if i not in left]
+                self._uids = tuple(self._uids[i] for i in positions)
+                self._numbers = [self._numbers[i] for i in positions]
+                renumber = {old: new for new, old in enumerate(positions)}
+                kept = [renumber[i] for i in kept]
+        newest: NewMessage | None = None
+        if self._uids:
+            entry = self._fetched.get(self._numbers[len(self._uids) - 1])
+            if entry is not None and _complete(entry):
+                newest = self._message(len(self._uids) - 1)
+        new = tuple(self._message(position) for position in kept)
+        return CheckOutcome(
+            count=len(self._uids),
+            size=size,
+            uids=self._uids,
+            new=() if self._rebaselined else new,
+            removed=self._removed,
+            rebaselined=self._rebaselined,
+            full_list=self._full_list,
+            newest=newest,
+            deferred=deferred,
+        )
 
     def _send(self, requests: list[Request]) -> list[Request]:
         self._pending = requests

@@ -4,8 +4,11 @@ Public names:
 
 - `MailboxState`: frozen; every change returns a new state. `known_uids` (server
   order, as the last check saw them), `size` (bytes, from STAT), `unread`,
-  `last_message`, `archived`, `archive_baseline`, `initialised`, `summaries`.
+  `last_message`, `archived`, `archive_baseline`, `initialised`, `summaries`,
+  `vanished`.
 - `LastMessage(uid, sender, subject, date)`: what the `last_message` sensor shows.
+- `Vanished(uids, size, unread, archived, archive_baseline)`: tombstones of the
+  mail known when the mailbox last looked empty.
 - `ArchiveRecord(filename, size, archived_at)`: a message saved to the archive
   folder (written and read by the archive/retention code).
 - `apply(state, outcome, *, last_message=None, summaries=None)`: the state after a check.
@@ -14,6 +17,8 @@ Public names:
 - `new_check(state, *, top_lines)`: the `MailboxCheck` for the next check.
 - `to_dict(state)` / `from_dict(data)`: JSON-safe form for the Home Assistant
   `Store`, with a `version` field; `StateFormatError` for data we cannot read.
+  `upgrade(data)`: a dict of an older layout in today's (`STATE_VERSION`);
+  version 1 (no `vanished`) reads as nothing vanished, never as a new baseline.
 
 Rules:
 
@@ -33,6 +38,18 @@ Rules:
   before it) and a re-baseline put every uid they take as read into it; uids
   that leave the server leave it. `stop_archive` clears it, so archiving that
   is turned on again starts from the mail there at that moment.
+- A mailbox that looks empty (STAT ``+OK 0 0``) while we know uids may be a server
+  rebuilding its index. The known uids, with their unread marks, archive records
+  and archive baseline membership, move to `vanished` instead of being forgotten.
+  The next check that finds mail compares it with them (see `sync/check.py`): a
+  uid that is back is restored as it was (never announced again, never archived
+  when it was baseline), anything else is new mail and is announced. Tombstones
+  live for `TOMBSTONE_CHECKS` checks that find mail (each of which takes the full
+  UIDL list), or until every one came back; while the mailbox stays empty they
+  cost nothing (no state change, no write). So a server that blinks empty for a
+  while is harmless, and mail that arrives after another client really emptied
+  the mailbox is announced at once; only old mail that reappears later than
+  that, after new mail, is announced again.
 
 Cost for a 100,000-message mailbox: `apply` of an unchanged check is O(unread),
 of an appended check O(new) plus one tuple concatenation; `to_dict`/`from_dict`
@@ -57,8 +74,12 @@ if TYPE_CHECKING:
 
     from custom_components.pop3_mail.sync.check import CheckOutcome
 
-#: Version of the `to_dict` layout; `from_dict` refuses any other.
-STATE_VERSION: Final = 1
+#: Checks that find mail after the mailbox looked empty, during which a uid that comes back
+#: is restored instead of announced.
+TOMBSTONE_CHECKS: Final = 5
+
+#: Version of the `to_dict` layout; `from_dict` refuses any other (`upgrade` first).
+STATE_VERSION: Final = 2
 
 
 class StateFormatError(ValueError):
@@ -92,6 +113,24 @@ class ArchiveRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class Vanished:
+    """Tombstones of the mail known when the mailbox last looked empty (server order).
+
+    `unread`, `archived`, `archive_baseline` and `summaries` are what the state held
+    for those uids, restored for each uid that comes back. `checks_left`: checks finding
+    mail before the tombstones are dropped.
+    """
+
+    uids: tuple[str, ...]
+    size: int
+    unread: frozenset[str] = frozenset()
+    archived: Mapping[str, ArchiveRecord] = field(default_factory=dict)
+    archive_baseline: frozenset[str] = frozenset()
+    summaries: Mapping[str, MessageSummary] = field(default_factory=dict)
+    checks_left: int = TOMBSTONE_CHECKS
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxState:
     """What we know of one mailbox between checks.
 
@@ -109,6 +148,7 @@ class MailboxState:
     initialised: bool = False
     archive_baseline: frozenset[str] | None = None
     summaries: Mapping[str, MessageSummary] = field(default_factory=dict)
+    vanished: Vanished | None = None
 
     @property
     def count(self) -> int:
@@ -123,6 +163,8 @@ def new_check(state: MailboxState, *, top_lines: int) -> MailboxCheck:
         state.size,
         top_lines=top_lines,
         newest_known=state.last_message.uid if state.last_message else None,
+        vanished=state.vanished.uids if state.vanished else None,
+        vanished_size=state.vanished.size if state.vanished else 0,
     )
 
 
@@ -139,6 +181,10 @@ def apply(
     previous one is kept while its uid is still the newest on the server.
     `summaries` are those of the new messages; only the ones that start unread are kept.
     """
+    if state.initialised and state.known_uids and not outcome.uids:
+        return _emptied(state, outcome)
+    if state.vanished is not None and outcome.uids:
+        state = _restored(state, outcome)
     unread = state.unread
     kept = state.summaries
     if outcome.removed and unread:
@@ -176,6 +222,70 @@ def apply(
         initialised=True,
         archive_baseline=baseline,
         summaries=kept,
+        vanished=state.vanished,
+    )
+
+
+def _emptied(state: MailboxState, outcome: CheckOutcome) -> MailboxState:
+    """The mailbox looks empty: what we knew becomes tombstones (see the module docstring)."""
+    old = state.vanished
+    known = state.known_uids
+    baseline = state.archive_baseline or frozenset()
+    vanished = Vanished(
+        uids=known if old is None else old.uids + known,
+        size=state.size + (0 if old is None else old.size),
+        unread=state.unread | (old.unread if old else frozenset()),
+        archived={**(old.archived if old else {}), **state.archived},
+        archive_baseline=baseline | (old.archive_baseline if old else frozenset()),
+        summaries={**(old.summaries if old else {}), **state.summaries},
+    )
+    return MailboxState(
+        size=outcome.size,
+        initialised=True,
+        archive_baseline=None if state.archive_baseline is None else frozenset(),
+        vanished=vanished,
+    )
+
+
+def _restored(state: MailboxState, outcome: CheckOutcome) -> MailboxState:
+    """The state with each tombstoned uid that is on the server again as it was."""
+    vanished = state.vanished
+    assert vanished is not None  # noqa: S101  # the caller checked
+    if outcome.rebaselined:
+        return replace(state, vanished=None)
+    on_server = set(outcome.uids)
+    back = frozenset(uid for uid in vanished.uids if uid in on_server)
+    rest = tuple(uid for uid in vanished.uids if uid not in back)
+    baseline = state.archive_baseline
+    if baseline is not None:
+        baseline = baseline | (vanished.archive_baseline & back)
+    unread = state.unread | (vanished.unread & back)
+    return replace(
+        state,
+        unread=unread,
+        summaries={
+            **state.summaries,
+            **{uid: summary for uid, summary in vanished.summaries.items() if uid in back},
+        },
+        archived={
+            **state.archived,
+            **{uid: rec for uid, rec in vanished.archived.items() if uid in back},
+        },
+        archive_baseline=baseline,
+        vanished=None
+        if not rest or vanished.checks_left <= 1
+        else Vanished(
+            uids=rest,
+            # The size of what is still missing is not known per message; keep the total.
+            size=vanished.size,
+            unread=vanished.unread - back,
+            archived={uid: rec for uid, rec in vanished.archived.items() if uid not in back},
+            archive_baseline=vanished.archive_baseline - back,
+            summaries={
+                uid: summary for uid, summary in vanished.summaries.items() if uid not in back
+            },
+            checks_left=vanished.checks_left - 1,
+        ),
     )
 
 
@@ -183,7 +293,11 @@ def start_archive(state: MailboxState) -> MailboxState:
     """The state once archiving is on: mail known now is never archived; unchanged if on."""
     if state.archive_baseline is not None:
         return state
-    return replace(state, archive_baseline=frozenset(state.known_uids))
+    vanished = state.vanished
+    if vanished is not None:
+        # Mail that comes back was there before archiving started, too.
+        vanished = replace(vanished, archive_baseline=frozenset(vanished.uids))
+    return replace(state, archive_baseline=frozenset(state.known_uids), vanished=vanished)
 
 
 def stop_archive(state: MailboxState) -> MailboxState:
@@ -196,7 +310,10 @@ def stop_archive(state: MailboxState) -> MailboxState:
 def mark_read(state: MailboxState, uid: str | None = None) -> MailboxState:
     """Mark one message read, or every message when `uid` is None."""
     if uid is None:
-        return replace(state, unread=frozenset(), summaries={})
+        vanished = state.vanished
+        if vanished is not None and vanished.unread:
+            vanished = replace(vanished, unread=frozenset(), summaries={})
+        return replace(state, unread=frozenset(), summaries={}, vanished=vanished)
     if uid not in state.unread:
         return state
     summaries = state.summaries
@@ -255,14 +372,46 @@ def to_dict(state: MailboxState) -> dict[str, Any]:
         "last_message": None
         if last is None
         else {"uid": last.uid, "sender": last.sender, "subject": last.subject, "date": last.date},
-        "archived": {
-            uid: [rec.filename, rec.size, rec.archived_at]
-            + ([rec.digest] if rec.digest is not None else [])
-            for uid, rec in state.archived.items()
-        },
+        "archived": _archived_to(state.archived),
         "archive_baseline": _baseline_to(baseline, state.known_uids),
         "summaries": summaries_to_json(state.summaries),
+        "vanished": _vanished_to(state.vanished),
     }
+
+
+def _vanished_to(vanished: Vanished | None) -> dict[str, Any] | None:
+    if vanished is None:
+        return None
+    return {
+        "uids": list(vanished.uids),
+        "size": vanished.size,
+        "unread": sorted(vanished.unread),
+        "archived": _archived_to(vanished.archived),
+        "archive_baseline": _baseline_to(vanished.archive_baseline, vanished.uids),
+        "summaries": summaries_to_json(vanished.summaries),
+        "checks_left": vanished.checks_left,
+    }
+
+
+def _archived_to(archived: Mapping[str, ArchiveRecord]) -> dict[str, list[Any]]:
+    return {
+        uid: [rec.filename, rec.size, rec.archived_at]
+        + ([rec.digest] if rec.digest is not None else [])
+        for uid, rec in archived.items()
+    }
+
+
+def upgrade(data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` in today's layout; raises `StateFormatError` for a version we cannot read.
+
+    Version 1 (before tombstones) differs only by lacking `vanished`.
+    """
+    version = data.get("version")
+    if version == 1:
+        return {**data, "version": STATE_VERSION, "vanished": None}
+    if version == STATE_VERSION:
+        return dict(data)
+    raise StateFormatError(f"unsupported mailbox state version {version!r}")
 
 
 def from_dict(data: Mapping[str, Any]) -> MailboxState:
@@ -270,6 +419,27 @@ def from_dict(data: Mapping[str, Any]) -> MailboxState:
     version = data.get("version")
     if version != STATE_VERSION:
         raise StateFormatError(f"unsupported mailbox state version {version!r}")
+    known, unread, size = _uid_lists_from(data)
+    initialised = data.get("initialised")
+    if type(initialised) is not bool:
+        raise StateFormatError("mailbox state with a bad size or flag")
+    summaries = summaries_from_json(data.get("summaries"), unread)
+    if summaries is None:
+        raise StateFormatError("mailbox state with bad message summaries")
+    return MailboxState(
+        known_uids=known,
+        size=size,
+        unread=unread,
+        last_message=_last_message_from(data.get("last_message")),
+        archived=_archived_from(data.get("archived")),
+        initialised=initialised,
+        archive_baseline=_baseline_from(data.get("archive_baseline"), known),
+        summaries=summaries,
+        vanished=_vanished_from(data.get("vanished")),
+    )
+
+
+def _uid_lists_from(data: Mapping[str, Any]) -> tuple[tuple[str, ...], frozenset[str], int]:
     uids = data.get("uids")
     unread = data.get("unread")
     if not isinstance(uids, list) or not isinstance(unread, list):
@@ -279,22 +449,31 @@ def from_dict(data: Mapping[str, Any]) -> MailboxState:
     if not set(map(type, known)) <= {str} or not set(map(type, unread)) <= {str}:
         raise StateFormatError("mailbox state with a uid that is not a string")
     size = data.get("size")
-    initialised = data.get("initialised")
-    if type(size) is not int or size < 0 or type(initialised) is not bool:
+    if type(size) is not int or size < 0:
         raise StateFormatError("mailbox state with a bad size or flag")
-    unread_uids = frozenset(unread)
-    summaries = summaries_from_json(data.get("summaries"), unread_uids)
+    return known, frozenset(unread), size
+
+
+def _vanished_from(data: Any) -> Vanished | None:
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise StateFormatError("mailbox state with bad tombstones")
+    uids, unread, size = _uid_lists_from(data)
+    checks_left = data.get("checks_left")
+    if type(checks_left) is not int or checks_left < 1:
+        raise StateFormatError("mailbox state with bad tombstones")
+    summaries = summaries_from_json(data.get("summaries"), unread)
     if summaries is None:
-        raise StateFormatError("mailbox state with bad message summaries")
-    return MailboxState(
-        known_uids=known,
+        raise StateFormatError("mailbox state with bad tombstones")
+    return Vanished(
+        uids=uids,
         size=size,
-        unread=unread_uids,
-        last_message=_last_message_from(data.get("last_message")),
+        unread=unread,
         archived=_archived_from(data.get("archived")),
-        initialised=initialised,
-        archive_baseline=_baseline_from(data.get("archive_baseline"), known),
+        archive_baseline=_baseline_from(data.get("archive_baseline"), uids) or frozenset(),
         summaries=summaries,
+        checks_left=checks_left,
     )
 
 
