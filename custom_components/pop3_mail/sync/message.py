@@ -13,7 +13,13 @@ Public names:
 - `decode_words(text)`: RFC 2047 encoded words decoded, broken ones left as they are.
 
 Parsing is CPU work (a whole message for `full_message`): callers run it in an
-executor.
+executor. Every function here is linear in its input, with small constants
+(measured in `benchmarks/bench_message.py`), and is given bounded input:
+`event_data` a TOP answer (at most `CHECK_ANSWER_LIMIT`, 4 MiB, see
+`sync/check.py`), `full_message` one message (at most the client's per-answer cap,
+64 MiB), `fit_event` any event data (it cuts before it measures). Base64 with
+junk, HTML with unclosed tags or a million attributes, a 50 MB header or 300,000
+headers cost about as much as plain text of the same size.
 
 Decisions:
 
@@ -30,23 +36,26 @@ Decisions:
 - `text`: the first text/plain part that is not an attachment, else the text of
   the first text/html part, with line ends as "\\n" and surrounding blank space
   stripped. A multipart cut short by TOP still gives the text it holds.
-- `fit_event` cuts `text` first, then drops headers, largest first (ties by
-  name), then shortens `to`, `cc`, `subject`, `sender_name`, and finally halves
+- `fit_event` cuts `text` first, then drops headers, longest first (characters
+  of name and value; ties by name), then shortens `to`, `cc`, `subject`, `sender_name`, and finally halves
   whatever value is largest. Keys are never removed.
 """
 
 from __future__ import annotations
 
 import binascii
+from bisect import bisect_right
 import codecs
 from contextlib import suppress
 from datetime import UTC
 import email
 from email.message import Message
 import email.utils
-from html.parser import HTMLParser
+from html import unescape as html_unescape
+from itertools import accumulate
 import json
 import logging
+import operator
 import quopri
 import re
 from typing import TYPE_CHECKING, Any, Final
@@ -65,7 +74,19 @@ _SPACE_RUN = re.compile(r"[ \t]*\n[ \t]*")
 _SPACES = re.compile(r" {2,}")
 _BLANK_LINES = re.compile(r"\n{3,}")
 _HORIZONTAL_SPACE = re.compile(r"[ \t\f\v\r\u00a0]+")
-_NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
+# Every byte that is not base64, deleted in one C pass (a regex made a match object per byte).
+_NOT_BASE64: Final = bytes(
+    set(range(256)) - set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/")
+)
+# One token of HTML markup: a comment, a declaration or processing instruction, or a tag
+# (group 1: its name, with "/" for an end tag). Linear on any input: possessive loops
+# whose classes do not overlap, an unclosed comment or tag ends at the end of the text,
+# and `<` ends a tag, so no start position rescans the rest of the document.
+_MARKUP = re.compile(
+    r"""<!--(?:[^-]++|-(?!->))*+(?:-->)?"""
+    r"""|<[!?][^<>]*+>?"""
+    r"""|<(/?[A-Za-z][^\s/<>]*+)(?:[^<>"']++|"[^"]*+"|'[^']*+')*+>?"""
+)
 # Labels mail software uses for windows-1252 text; decoding them as latin-1 would give C1 controls.
 _WINDOWS_1252_ALIASES: Final = frozenset(
     {"iso-8859-1", "iso8859-1", "latin1", "latin-1", "l1", "us-ascii", "ascii", "iso_8859-1"}
@@ -172,8 +193,13 @@ def json_size(data: Any) -> int:
 
 
 def fit_event(data: dict[str, Any], limit: int = EVENT_LIMIT) -> dict[str, Any]:
-    """`data` cut so its JSON takes at most `limit` bytes; a new dict, keys all kept."""
-    fitted = dict(data)
+    """`data` cut so its JSON takes at most `limit` bytes; a new dict, keys all kept.
+
+    Any size of input costs time linear in it, and JSON is only ever produced of
+    data already cut near `limit` (see `_precut`): 300,000 headers or one 50 MB
+    header fit in milliseconds.
+    """
+    fitted = _precut(data, limit)
     if json_size(fitted) <= limit:
         return fitted
     if isinstance(fitted.get("text"), str):
@@ -312,7 +338,7 @@ def _decode_word(encoding: str, payload: str) -> bytes | None:
 
 def _b64decode(data: bytes) -> bytes:
     """Decode as much base64 as there is: stray characters dropped, padding mended."""
-    data = _NOT_BASE64.sub(b"", data.split(b"=", 1)[0])
+    data = data.split(b"=", 1)[0].translate(None, _NOT_BASE64)
     data = data[: len(data) - len(data) % 4] if len(data) % 4 == 1 else data
     data += b"=" * (-len(data) % 4)
     try:
@@ -433,7 +459,7 @@ def _payload(part: Message) -> bytes:
         data = payload.encode("utf-8", "surrogateescape")
     encoding = _raw_first(part, "content-transfer-encoding").strip().lower()
     if encoding == "base64":
-        return _b64decode(b"".join(data.split()))
+        return _b64decode(data)
     if encoding == "quoted-printable":
         with suppress(ValueError, binascii.Error):
             return quopri.decodestring(data)
@@ -477,41 +503,38 @@ def _attachments(message: Message) -> Iterator[tuple[str | None, str, int]]:
         yield _filename(part), content_type, size
 
 
-class _TextExtractor(HTMLParser):
-    """Text of an HTML document: hidden elements skipped, block elements on their own lines."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.chunks: list[str] = []
-        self._hidden = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _HIDDEN_TAGS:
-            self._hidden += 1
-        elif tag in _BLOCK_TAGS:
-            self.chunks.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _HIDDEN_TAGS:
-            self._hidden = max(0, self._hidden - 1)
-        elif tag in _BLOCK_TAGS:
-            self.chunks.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self._hidden:
-            self.chunks.append(_HORIZONTAL_SPACE.sub(" ", data.replace("\n", " ")))
-
-
 def _html_to_text(html: str) -> str:
-    parser = _TextExtractor()
-    try:
-        parser.feed(html)
-        parser.close()
-    except (AssertionError, ValueError):
-        # Older html.parser versions assert on some malformed markup; keep what was read.
-        pass
-    text = _SPACE_RUN.sub("\n", _SPACES.sub(" ", "".join(parser.chunks)))
+    """The text of an HTML document: hidden elements skipped, block elements on their own lines.
+
+    One pass over the markup tokens (html.parser built a list entry per attribute, so one
+    tag with a million attributes cost +630 MB); character references decoded per run of
+    text.
+    """
+    chunks: list[str] = []
+    hidden = 0
+    position = 0
+    for match in _MARKUP.finditer(html):
+        if not hidden and match.start() > position:
+            chunks.append(_html_data(html[position : match.start()]))
+        position = match.end()
+        if (name := match.group(1)) is None:
+            continue
+        end = name.startswith("/")
+        name = name.lstrip("/").lower()
+        if name in _HIDDEN_TAGS:
+            hidden = max(0, hidden - 1) if end else hidden + 1
+        elif name in _BLOCK_TAGS and not hidden:
+            chunks.append("\n")
+    if not hidden and position < len(html):
+        chunks.append(_html_data(html[position:]))
+    text = _SPACE_RUN.sub("\n", _SPACES.sub(" ", "".join(chunks)))
     return _clean(_BLANK_LINES.sub("\n\n", text).strip())
+
+
+def _html_data(data: str) -> str:
+    with suppress(ValueError):  # a numeric reference too long for int()
+        data = html_unescape(data)
+    return _HORIZONTAL_SPACE.sub(" ", data.replace("\n", " "))
 
 
 # -- fitting ------------------------------------------------------------------------------
@@ -549,18 +572,66 @@ def _shorten_list(data: dict[str, Any], key: str, limit: int) -> None:
     data[key] = value[: _longest_fitting(len(value), fits)]
 
 
+def _header_length(item: tuple[str, Any]) -> int:
+    name, value = item
+    return len(name) + (len(value) if isinstance(value, str) else 1)
+
+
+def _precut(data: dict[str, Any], limit: int) -> dict[str, Any]:
+    """A copy of `data` without what cannot be part of any result that fits `limit`.
+
+    Every character takes at least one byte of JSON, every list item three (with its
+    separator) and every header seven: a string is cut to `limit` characters, a list to
+    `limit // 3 + 1` items, and headers, taken shortest first (the order in which
+    `_drop_headers` keeps them), once their least possible JSON passes `limit`, are
+    dropped. Only lengths are computed here: linear, no JSON.
+    """
+    fitted: dict[str, Any] = {}
+    for key, value in data.items():
+        if isinstance(value, str):
+            value = value[:limit]
+        elif isinstance(value, list):
+            value = [
+                item[:limit] if isinstance(item, str) else item for item in value[: limit // 3 + 1]
+            ]
+        elif key == "headers" and isinstance(value, dict):
+            value = _precut_headers(value, limit)
+        fitted[key] = value
+    return fitted
+
+
+def _precut_headers(headers: dict[str, Any], limit: int) -> dict[str, Any]:
+    """The shortest headers whose least possible JSON fits `limit`, in their order."""
+    names = list(headers)
+    values = list(headers.values())
+    if set(map(type, values)) <= {str}:
+        # In C: 300,000 headers in a few tens of milliseconds.
+        lengths = list(map(operator.add, map(len, names), map(len, values)))
+    else:
+        lengths = [_header_length(item) for item in headers.items()]
+    shortest = sorted(zip(lengths, names, strict=True))
+    least = list(accumulate(length + 7 for length, _ in shortest))
+    kept = {name for _, name in shortest[: bisect_right(least, limit + 2)]}
+    return {
+        name: text[:limit] if isinstance(text, str) else text
+        for name, text in headers.items()
+        if name in kept
+    }
+
+
 def _drop_headers(data: dict[str, Any], limit: int) -> None:
-    headers: dict[str, Any] = dict(data["headers"])
-    data["headers"] = headers
-    by_cost = sorted(headers, key=lambda name: (-json_size({name: headers[name]}), name))
-    excess = json_size(data) - limit
-    for name in by_cost:
-        if excess <= 0:
-            # The estimate says it fits; measure, since entry costs only approximate the whole.
-            excess = json_size(data) - limit
-            if excess <= 0:
-                return
-        excess -= json_size({name: headers.pop(name)})
+    """Drop the fewest headers, longest first (ties by name), so the data fits, if it can."""
+    headers: dict[str, Any] = data["headers"]
+    by_length = sorted(headers.items(), key=lambda item: (-_header_length(item), item[0]))
+
+    def fits(kept: int) -> bool:
+        keep = {name for name, _ in by_length[len(by_length) - kept :]} if kept else set()
+        data["headers"] = {name: value for name, value in headers.items() if name in keep}
+        return json_size(data) <= limit
+
+    # Binary search over how many of the shortest headers stay: O(log n) measurements.
+    kept = _longest_fitting(len(by_length), fits)
+    fits(kept)
 
 
 def _halve_largest(data: dict[str, Any], limit: int) -> None:
