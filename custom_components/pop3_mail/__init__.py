@@ -6,13 +6,13 @@ from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import Platform
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.storage import Store
 
-from .const import DOMAIN, STORAGE_VERSION
-from .coordinator import Pop3MailConfigEntry, Pop3MailCoordinator, storage_key
+from .const import DOMAIN
+from .coordinator import Pop3MailConfigEntry, Pop3MailCoordinator
 from .oauth import CONF_TOKEN
 from .repairs import async_check_insecure_connection, async_delete_insecure_connection
 from .services import async_setup_services
+from .store import MailboxStore
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
@@ -60,8 +60,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) ->
 async def async_remove_entry(hass: HomeAssistant, entry: Pop3MailConfigEntry) -> None:
     """Delete the saved mailbox state (and any repair issue) of a removed entry."""
     async_delete_insecure_connection(hass, entry.entry_id)
-    store = Store[dict[str, object]](hass, STORAGE_VERSION, storage_key(entry.entry_id))
-    await store.async_remove()
+    await MailboxStore(hass, entry.entry_id).async_remove()
 
 
 def _settings(entry: Pop3MailConfigEntry) -> tuple[Any, ...]:

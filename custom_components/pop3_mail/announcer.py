@@ -35,12 +35,12 @@ class Announcer:
         hass: HomeAssistant,
         entry: ConfigEntry[Any],
         mailbox: str,
-        on_announced: Callable[[], None],
+        on_announced: Callable[[list[str]], None],
         *,
         watches: Sequence[Watch] = (),
         watch_ids: Callable[[Mapping[str, Any]], tuple[str, ...]] = lambda _: (),
     ) -> None:
-        """Announce the mail of `entry`; `on_announced` runs after each announced batch.
+        """Announce the mail of `entry`; `on_announced` gets the uids of each announced batch.
 
         `watch_ids` tells which of `watches` a message matches: the bus event names
         them and their listeners hear of it.
@@ -109,6 +109,7 @@ class Announcer:
         message leaves `pending` only once announced, so a save meanwhile keeps the
         rest unseen (announced again after a crash, never lost).
         """
+        announced: list[str] = []
         try:
             entry_id = self._entry.entry_id
             device_id = next(
@@ -143,7 +144,8 @@ class Announcer:
                     except Exception:  # noqa: BLE001
                         # One failing listener must not cost the others, or later mail, its event.
                         LOGGER.exception("Error announcing a message of %s", self._mailbox)
-                self._pending.pop(0)
+                announced.append(self._pending.pop(0)["uid"])
         finally:
             self._announcing = False
-        self._on_announced()
+            if announced:
+                self._on_announced(announced)

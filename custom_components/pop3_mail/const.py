@@ -7,6 +7,7 @@ import logging
 from typing import Final
 
 from .pop3 import Security
+from .sync.message import EVENT_LIMIT
 from .sync.retention import DeletePolicy
 
 DOMAIN: Final = "pop3_mail"
@@ -39,8 +40,9 @@ MIN_KEEP_DAYS: Final = 1
 MAX_KEEP_DAYS: Final = 3_650
 
 EVENT_NEW_MESSAGE: Final = "pop3_mail_new_message"
-# The JSON of one bus event never exceeds this (the recorder and websocket clients choke on more).
-MAX_EVENT_BYTES: Final = 30_000
+# The JSON of one bus event never exceeds this (the recorder and websocket clients choke on more);
+# one source: the pure layer that cuts events.
+MAX_EVENT_BYTES: Final = EVENT_LIMIT
 
 # Deadlines of one POP3 session; a check that runs past them fails and is retried later.
 COMMAND_TIMEOUT: Final = 30.0
@@ -49,9 +51,6 @@ SESSION_TIMEOUT: Final = 300.0
 # Consecutive failed checks double the interval up to this: a locked or sick server is not hammered.
 MAX_BACKOFF: Final = timedelta(minutes=30)
 
-STORAGE_VERSION: Final = 1
-# Saving the state is debounced; a crash inside this window may announce a message twice.
-STORAGE_SAVE_DELAY: Final = 5
 
 ISSUE_ARCHIVE_FAILED: Final = "archive_failed"
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, override
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -35,21 +34,21 @@ from .const import (
     LOGGER,
     MAX_BACKOFF,
     MAX_SCAN_INTERVAL,
-    STORAGE_SAVE_DELAY,
-    STORAGE_VERSION,
 )
 from .errors import update_error
 from .models import CheckFigures, MailboxData, mailbox_data
 from .oauth import EntryTokens, is_oauth_entry
 from .pop3.errors import POP3Error
 from .session import mailbox_name, open_session
+from .store import MailboxStore
 from .sync import state as mailbox_state
+from .sync.check import CHECK_ANSWER_LIMIT, MailboxCheck
 from .sync.message import event_data, top_lines_for
 from .sync.state import MailboxState, StateFormatError
 from .watch_index import WatchIndex, watches_of
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Collection, Sequence
     from contextlib import AbstractAsyncContextManager
 
     from .pop3 import Capabilities, POP3Session
@@ -119,9 +118,7 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         self.last_check: CheckFigures | None = None
         self.capabilities: Capabilities | None = None
         self._state = MailboxState()
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, storage_key(entry.entry_id)
-        )
+        self._store = MailboxStore(hass, entry.entry_id, self._state_to_save)
         self._failures = 0
         self.watch_index = WatchIndex(watches_of(entry))
         self.announcer = Announcer(
@@ -179,7 +176,12 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
     @callback
     def async_mark_read(self, uid: str | None) -> None:
         """Mark one message read, or every message when `uid` is None."""
-        self._set_state(mailbox_state.mark_read(self._state, uid))
+        state = mailbox_state.mark_read(self._state, uid)
+        if state is not self._state:
+            self.config_entry.async_create_task(
+                self.hass, self._store.async_note_read(uid), "pop3_mail journal"
+            )
+        self._set_state(state)
 
     @callback
     def async_forget(self, uids: Collection[str], *, freed_bytes: int | None = None) -> None:
@@ -192,17 +194,16 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
     @override
     async def _async_setup(self) -> None:
         """Load the mailbox state saved by an earlier run."""
-        stored = await self._store.async_load()
-        if stored is not None:
-            try:
-                # In the executor: building the summaries of 10,000 unread messages takes
-                # longer than the event loop may be held (benchmarks/bench_watches.py).
-                self._state = await self.hass.async_add_executor_job(
-                    mailbox_state.from_dict, stored
-                )
-            except StateFormatError as error:
-                # Starting over means a new baseline: nothing is announced twice, at worst missed.
-                LOGGER.warning("Ignoring the saved state of %s: %s", self.mailbox, error)
+        try:
+            # The state is read (and its journal replayed) in the executor: building the
+            # summaries of 10,000 unread messages takes longer than the loop may be held.
+            stored = await self._store.async_load()
+        except StateFormatError as error:
+            # Starting over means a new baseline: nothing is announced twice, at worst missed.
+            LOGGER.warning("Ignoring the saved state of %s: %s", self.mailbox, error)
+        else:
+            if stored is not None:
+                self._state = stored
         await self.watch_index.async_index(self.hass, self._state.summaries)
         # Options changes reload the entry, so this sees the archive folder set or removed.
         self._set_archive_baseline()
@@ -284,8 +285,9 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         started = dt_util.utcnow()
         clock = time.monotonic()
         session: POP3Session | None = None
+        checker: MailboxCheck | None = None
         try:
-            async with self.connect() as session:
+            async with self.connect(max_response_bytes=CHECK_ANSWER_LIMIT) as session:
                 self.capabilities = session.capabilities
                 checker = mailbox_state.new_check(self._state, top_lines=top_lines)
                 requests = checker.first_requests()
@@ -299,8 +301,20 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
                         requests = checker.feed(results)
                 outcome = checker.outcome()
         except POP3Error as error:
-            self._record_check(started, clock, session, None, str(error))
-            raise
+            partial = checker.partial_outcome() if checker is not None else None
+            self._record_check(started, clock, session, partial, str(error))
+            if partial is None or not partial.new:
+                raise
+            # Progress kept: what was fetched completely is announced; the next check
+            # finds the rest (the state records only what this outcome covers).
+            LOGGER.warning(
+                "Checking %s stopped after %d new messages (%d left for the next check): %s",
+                self.mailbox,
+                len(partial.new),
+                partial.deferred,
+                error,
+            )
+            return partial
         self._record_check(started, clock, session, outcome, None)
         return outcome
 
@@ -358,16 +372,16 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
 
     @callback
     def _async_schedule_save(self) -> None:
-        self._store.async_delay_save(self._data_to_save, STORAGE_SAVE_DELAY)
+        self._store.async_schedule_save()
 
     @callback
-    def _async_save_now(self) -> None:
-        """Write the state now: announced mail must not be announced again after a crash."""
+    def _async_save_now(self, uids: Sequence[str]) -> None:
+        """Journal the announced `uids` now: they must not be announced again after a crash."""
         self.config_entry.async_create_task(
-            self.hass, self._store.async_save(self._data_to_save()), "pop3_mail save state"
+            self.hass, self._store.async_note_announced(uids), "pop3_mail journal"
         )
 
-    def _data_to_save(self) -> dict[str, Any]:
+    def _state_to_save(self) -> MailboxState:
         state = self._state
         if pending := self.announcer.pending:
             # Mail found but not announced yet (setup did not get that far) is saved as
@@ -377,7 +391,7 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
                 [message["uid"] for message in pending],
                 freed_bytes=sum(message["size"] for message in pending),
             )
-        return mailbox_state.to_dict(state)
+        return state
 
     @override
     async def async_shutdown(self) -> None:
@@ -385,10 +399,4 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         await super().async_shutdown()
         # A folder that still fails is reported again by the next archive run after setup.
         ir.async_delete_issue(self.hass, DOMAIN, archive_issue_id(self.config_entry.entry_id))
-        if self._state.initialised:
-            await self._store.async_save(self._data_to_save())
-
-
-def storage_key(entry_id: str) -> str:
-    """Return the `Store` key of an entry's mailbox state."""
-    return f"{DOMAIN}.{entry_id}"
+        await self._store.async_flush()

@@ -85,5 +85,6 @@ async def open_session(
         verify_ssl=verify_ssl,
         command_timeout=COMMAND_TIMEOUT,
         session_timeout=SESSION_TIMEOUT,
+        **({} if max_response_bytes is None else {"max_response_bytes": max_response_bytes}),
     ) as session:
         yield session

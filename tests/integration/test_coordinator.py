@@ -180,9 +180,10 @@ async def test_announced_mail_is_saved_at_once(
     pop3_server.mailbox.add(mail(3))
     await check(hass, init_integration)
     assert uids(events) == ["uid-3"]
-    # No time has passed, so only an immediate write can have stored the new uid.
-    stored = hass_storage[f"{DOMAIN}.{init_integration.entry_id}"]["data"]
-    assert stored["uids"][-1] == "uid-3"
+    # No time has passed, so only an immediate write can have stored the new uid: the
+    # journal, which holds what the full state (written later, kind to SD cards) lacks.
+    journal = hass_storage[f"{DOMAIN}.{init_integration.entry_id}.journal"]["data"]
+    assert journal["operations"] == [["announced", "uid-3"]]
 
 
 async def test_concurrent_refreshes_announce_once(

@@ -6,14 +6,16 @@ the clock: the figures are in `benchmarks/results.md`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 import tracemalloc
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from custom_components.pop3_mail.sync import message
 from custom_components.pop3_mail.sync.message import EVENT_LIMIT, fit_event, full_message
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 
 def peak_of(work: Callable[[], object]) -> int:
@@ -58,7 +60,7 @@ def test_html_text_is_still_read() -> None:
 
 
 @pytest.fixture
-def json_sizes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
+def json_sizes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The size of every JSON `fit_event` produces."""
     sizes: list[int] = []
     measure = message.json_size
@@ -68,7 +70,7 @@ def json_sizes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
         return size
 
     monkeypatch.setattr(message, "json_size", recording)
-    yield sizes
+    return sizes
 
 
 def test_many_headers_fit_with_few_measurements(json_sizes: list[int]) -> None:

@@ -7,6 +7,7 @@ claimed counts it never backs, TOP answers of megabytes, rounds that fail midway
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 import tracemalloc
 
 from hypothesis import given, settings, strategies as st
@@ -35,7 +36,6 @@ from custom_components.pop3_mail.sync.state import (
 )
 
 from .test_check import SimMaildrop, baselined, check_and_apply, mailbox
-
 
 # -- bounds on what the server claims ------------------------------------------------------
 
@@ -169,10 +169,10 @@ def test_an_answer_above_the_session_cap_is_a_protocol_error() -> None:
     maildrop.add("b")
     maildrop.fat = 20_000
     checker = MailboxCheck(state.known_uids, state.size, budget=100_000, answer_limit=10_000)
-    requests = checker.first_requests()
+    requests = checker.feed([maildrop.answer(r) for r in checker.first_requests()])  # type: ignore[misc]
+    answers = [maildrop.answer(r) for r in requests]
     with pytest.raises(POP3ProtocolError):
-        while requests:
-            requests = checker.feed([maildrop.answer(r) for r in requests])  # type: ignore[misc]
+        checker.feed(answers)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="answer_limit"):
         MailboxCheck([], budget=100, answer_limit=100)
 
@@ -272,7 +272,8 @@ def test_a_transient_empty_stat_forgets_nothing() -> None:
     messages, maildrop.messages = maildrop.messages, []
     state, run = check_and_apply(before, maildrop)
     assert run.outcome.count == 0
-    assert state.count == 0 and state.archive_baseline == frozenset()
+    assert state.count == 0
+    assert state.archive_baseline == frozenset()
     state = from_dict(to_dict(state))  # a restart in between changes nothing
     state, run = check_and_apply(state, maildrop)  # still empty: no change, nothing to save
     assert to_dict(state) == to_dict(from_dict(to_dict(state)))
@@ -284,7 +285,8 @@ def test_a_transient_empty_stat_forgets_nothing() -> None:
     assert state.unread == {"mail1", "mail2"}
     assert state.vanished is None
     state, run = check_and_apply(state, maildrop)
-    assert not run.outcome.full_list and run.rounds == 1
+    assert not run.outcome.full_list
+    assert run.rounds == 1
 
 
 def test_mail_after_a_real_sweep_is_announced_and_tombstones_expire() -> None:
@@ -313,7 +315,8 @@ def test_same_mail_under_new_ids_after_an_empty_stat_rebaselines() -> None:
     state, _ = check_and_apply(state, maildrop)
     maildrop.messages = [(f"re{uid}", raw) for uid, raw in messages]
     state, run = check_and_apply(state, maildrop)
-    assert run.outcome.rebaselined and not run.outcome.new
+    assert run.outcome.rebaselined
+    assert not run.outcome.new
     assert state.vanished is None
     assert state.archive_baseline == {f"re{uid}" for uid, _ in messages}
 
@@ -332,8 +335,6 @@ def test_mark_all_read_reaches_tombstones_and_archive_start_covers_them() -> Non
 
 def replace_baseline(state: MailboxState) -> MailboxState:
     """Archiving turned off while the mailbox looked empty."""
-    from dataclasses import replace
-
     return replace(state, archive_baseline=None)
 
 
@@ -344,5 +345,7 @@ def test_a_version_1_state_loads_without_a_new_baseline() -> None:
     del data["vanished"]
     data["version"] = 1
     state = from_dict(upgrade(data))
-    assert state.initialised and state.known_uids == ("a", "b") and state.unread == {"b"}
+    assert state.initialised
+    assert state.known_uids == ("a", "b")
+    assert state.unread == {"b"}
     assert upgrade(to_dict(state)) == to_dict(state)

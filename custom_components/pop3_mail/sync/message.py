@@ -37,8 +37,8 @@ Decisions:
   the first text/html part, with line ends as "\\n" and surrounding blank space
   stripped. A multipart cut short by TOP still gives the text it holds.
 - `fit_event` cuts `text` first, then drops headers, longest first (characters
-  of name and value; ties by name), then shortens `to`, `cc`, `subject`, `sender_name`, and finally halves
-  whatever value is largest. Keys are never removed.
+  of name and value; ties by name), then shortens `to`, `cc`, `subject`,
+  `sender_name`, and finally halves whatever value is largest. Keys are never removed.
 """
 
 from __future__ import annotations
@@ -588,15 +588,16 @@ def _precut(data: dict[str, Any], limit: int) -> dict[str, Any]:
     """
     fitted: dict[str, Any] = {}
     for key, value in data.items():
+        cut = value
         if isinstance(value, str):
-            value = value[:limit]
+            cut = value[:limit]
         elif isinstance(value, list):
-            value = [
+            cut = [
                 item[:limit] if isinstance(item, str) else item for item in value[: limit // 3 + 1]
             ]
         elif key == "headers" and isinstance(value, dict):
-            value = _precut_headers(value, limit)
-        fitted[key] = value
+            cut = _precut_headers(value, limit)
+        fitted[key] = cut
     return fitted
 
 

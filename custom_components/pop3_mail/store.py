@@ -1,0 +1,212 @@
+"""How the state of one mailbox is kept on disk: kind to SD cards, and nothing announced twice.
+
+Two Home Assistant `Store` files per entry:
+
+- the full state (`pop3_mail.<entry_id>`, `sync.state.to_dict`), written at most once
+  per `FULL_SAVE_DELAY` and only when the state changed since the last full write.
+  An unchanged check writes nothing; a 100,000-message mailbox is ~2.6 MB a write.
+- a journal (`pop3_mail.<entry_id>.journal`): what happened since that full write
+  that must survive a crash, as a list of operations (`["announced", uid, ...]`,
+  `["read", uid]`, `["read_all"]`), written at once after each announcement or read
+  mark; its size grows with the mail of one save delay, not with the mailbox. It is
+  removed when the full state that covers it is written, and replayed by
+  `async_load` (announced uids become known and unread, read marks are applied).
+
+Delivery is at least once: the journal is written right after the bus events of a
+check fired, so a crash in the instant between the two (one small atomic file write,
+a few milliseconds, more on a slow SD card) announces that check's messages again at
+the next start, with the same `uid`. A crash costs nothing else: what the full write
+had not caught up with is either in the journal or found again by the next check.
+
+Versions: the full state is `Store` version `STORAGE_VERSION`; older files are
+migrated (`_async_migrate_func`, `sync.state.upgrade`), never taken as a new
+baseline. A file that cannot be read raises `StateFormatError` from `async_load`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any, Final, override
+
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers.event import async_call_later
+from homeassistant.helpers.storage import Store
+
+from .const import DOMAIN
+from .sync.state import MailboxState, StateFormatError, from_dict, to_dict, upgrade
+
+#: `Store` version of the full state: 1 before tombstones (`vanished`), migrated on load.
+STORAGE_VERSION: Final = 2
+JOURNAL_VERSION: Final = 1
+#: Seconds a changed state waits before it is written in full (the journal covers the wait).
+FULL_SAVE_DELAY: Final = 900.0
+
+
+def storage_key(entry_id: str) -> str:
+    """The `Store` key of an entry's full mailbox state."""
+    return f"{DOMAIN}.{entry_id}"
+
+
+def journal_key(entry_id: str) -> str:
+    """The `Store` key of an entry's journal."""
+    return f"{DOMAIN}.{entry_id}.journal"
+
+
+class _StateStore(Store[dict[str, Any]]):
+    """The full state, with its layout migrations."""
+
+    @override
+    async def _async_migrate_func(
+        self, old_major_version: int, old_minor_version: int, old_data: dict[str, Any]
+    ) -> dict[str, Any]:
+        # The layout carries its own version too; `upgrade` reads either (or refuses).
+        return upgrade(old_data)
+
+
+def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
+    """`state` with the journal's operations applied, in order; bad entries are skipped.
+
+    Announced uids the state does not know are appended to the known ones, unread: the
+    next check finds the size changed, takes the full list, and announces none of them.
+    """
+    known = set(state.known_uids)
+    added: list[str] = []
+    unread = set(state.unread)
+    for operation in operations:
+        match operation:
+            case ["announced", *uids]:
+                for uid in uids:
+                    if isinstance(uid, str) and uid not in known:
+                        known.add(uid)
+                        added.append(uid)
+                        unread.add(uid)
+            case ["read", str(uid)]:
+                unread.discard(uid)
+            case ["read_all"]:
+                unread.clear()
+    if not added and unread == state.unread:
+        return state
+    return replace(state, known_uids=state.known_uids + tuple(added), unread=frozenset(unread))
+
+
+class MailboxStore:
+    """The persisted state of one entry: `async_load`, then notes and saves as it changes.
+
+    `state_fn` returns the state to write (the coordinator's, without mail found but not
+    announced yet); it is called when a full write happens.
+    """
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        entry_id: str,
+        state_fn: Callable[[], MailboxState] | None = None,
+    ) -> None:
+        """Prepare the files of `entry_id`; nothing is read yet."""
+        self._hass = hass
+        self._full = _StateStore(hass, STORAGE_VERSION, storage_key(entry_id))
+        self._journal = Store[dict[str, Any]](hass, JOURNAL_VERSION, journal_key(entry_id))
+        self._state_fn = state_fn
+        # The state the full file holds (None: no full file yet).
+        self._saved: MailboxState | None = None
+        # Operations since the full write, as the journal file holds them.
+        self._operations: list[list[str]] = []
+        self._journal_on_disk = False
+        self._timer: CALLBACK_TYPE | None = None
+        #: How many full and journal writes were made (for benchmarks and tests).
+        self.full_writes = 0
+        self.journal_writes = 0
+
+    async def async_load(self) -> MailboxState | None:
+        """The saved state with the journal replayed; None when nothing was saved yet."""
+        data = await self._full.async_load()
+        state = None if data is None else from_dict(data)
+        self._saved = state
+        journal = await self._journal.async_load()
+        operations = journal.get("operations") if isinstance(journal, Mapping) else None
+        if isinstance(operations, list):
+            self._journal_on_disk = True
+            self._operations = [op for op in operations if isinstance(op, list)]
+            if state is not None:
+                state = replay(state, self._operations)
+        return state
+
+    @callback
+    def async_schedule_save(self) -> None:
+        """Write the full state within `FULL_SAVE_DELAY`, if it changed by then.
+
+        The first state ever (the baseline) is written at once: until it is, a crash
+        would cost a new baseline and with it any mail that arrives meanwhile.
+        """
+        if self._saved is None or not self._saved.initialised:
+            self._hass.async_create_task(self.async_save_now(), "pop3_mail save state")
+            return
+        if self._timer is None:
+            self._timer = async_call_later(self._hass, FULL_SAVE_DELAY, self._async_timer)
+
+    async def _async_timer(self, _now: Any) -> None:
+        self._timer = None
+        await self.async_save_now()
+
+    async def async_note_announced(self, uids: Sequence[str]) -> None:
+        """Journal that `uids` were announced, now (see the module docstring)."""
+        if uids:
+            await self._async_journal(["announced", *uids])
+
+    async def async_note_read(self, uid: str | None) -> None:
+        """Journal a read mark (`uid` None: every message)."""
+        await self._async_journal(["read_all"] if uid is None else ["read", uid])
+
+    async def _async_journal(self, operation: list[str]) -> None:
+        self._operations.append(operation)
+        self.async_schedule_save()
+        data = {"operations": list(self._operations)}
+        self.journal_writes += 1
+        await self._journal.async_save(data)
+        self._journal_on_disk = True
+
+    async def async_save_now(self) -> None:
+        """Write the full state if it changed, then drop the journal it covers."""
+        if self._state_fn is None:
+            return
+        state = self._state_fn()
+        covered = len(self._operations)
+        if state.initialised and state != self._saved:
+            self.full_writes += 1
+            await self._full.async_save(to_dict(state))
+            self._saved = state
+        if not state.initialised:
+            return
+        del self._operations[:covered]
+        if self._operations:
+            await self._journal.async_save({"operations": list(self._operations)})
+        elif self._journal_on_disk:
+            self._journal_on_disk = False
+            await self._journal.async_remove()
+
+    async def async_flush(self) -> None:
+        """Write what is pending now (on shutdown or unload)."""
+        if self._timer is not None:
+            self._timer()
+            self._timer = None
+        await self.async_save_now()
+
+    async def async_remove(self) -> None:
+        """Delete both files (the entry was removed)."""
+        if self._timer is not None:
+            self._timer()
+            self._timer = None
+        await self._full.async_remove()
+        await self._journal.async_remove()
+
+
+__all__ = [
+    "FULL_SAVE_DELAY",
+    "STORAGE_VERSION",
+    "MailboxStore",
+    "StateFormatError",
+    "journal_key",
+    "replay",
+    "storage_key",
+]
