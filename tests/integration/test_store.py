@@ -1,0 +1,167 @@
+"""The mailbox state on disk: nothing written for an unchanged check, a journal right
+after announcing, version 1 files migrated, a crash costs at most that check's events again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import (
+    async_capture_events,
+    async_fire_time_changed,
+)
+
+from custom_components.pop3_mail.const import DOMAIN, EVENT_NEW_MESSAGE
+from custom_components.pop3_mail.store import (
+    FULL_SAVE_DELAY,
+    MailboxStore,
+    journal_key,
+    replay,
+    storage_key,
+)
+from custom_components.pop3_mail.sync.state import MailboxState
+
+from .conftest import mail
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+    from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+    from custom_components.pop3_mail.coordinator import Pop3MailCoordinator
+    from tests.servers.fake_pop3 import FakePOP3Server
+
+
+async def refresh(hass: HomeAssistant, entry: MockConfigEntry) -> Pop3MailCoordinator:
+    coordinator: Pop3MailCoordinator = entry.runtime_data
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+    return coordinator
+
+
+async def test_an_unchanged_check_writes_nothing(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    hass_storage: dict[str, Any],
+) -> None:
+    store = init_integration.runtime_data._store  # noqa: SLF001
+    full, journal = store.full_writes, store.journal_writes
+    for _ in range(5):
+        await refresh(hass, init_integration)
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=FULL_SAVE_DELAY + 1))
+    await hass.async_block_till_done()
+    # Was a full write after every check (2.6 MB a minute for 100,000 messages).
+    assert (store.full_writes, store.journal_writes) == (full, journal)
+    assert journal_key(init_integration.entry_id) not in hass_storage
+
+
+async def test_new_mail_is_journalled_at_once_and_written_in_full_once_per_delay(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    hass_storage: dict[str, Any],
+) -> None:
+    entry_id = init_integration.entry_id
+    store = init_integration.runtime_data._store  # noqa: SLF001
+    full = store.full_writes
+    for n in (3, 4, 5):
+        pop3_server.mailbox.add(mail(n))
+        await refresh(hass, init_integration)
+    assert store.full_writes == full
+    assert hass_storage[journal_key(entry_id)]["data"]["operations"] == [
+        ["announced", "uid-3"],
+        ["announced", "uid-4"],
+        ["announced", "uid-5"],
+    ]
+    async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=FULL_SAVE_DELAY + 1))
+    await hass.async_block_till_done()
+    assert store.full_writes == full + 1
+    assert hass_storage[storage_key(entry_id)]["data"]["uids"][-1] == "uid-5"
+    assert journal_key(entry_id) not in hass_storage
+
+
+async def test_a_crash_before_the_full_write_announces_nothing_again(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    hass_storage: dict[str, Any],
+) -> None:
+    """The journal is replayed: announced mail stays known and unread, read marks stay."""
+    events = async_capture_events(hass, EVENT_NEW_MESSAGE)
+    entry_id = init_integration.entry_id
+    pop3_server.mailbox.add(mail(3))
+    pop3_server.mailbox.add(mail(4))
+    coordinator = await refresh(hass, init_integration)
+    coordinator.async_mark_read("uid-3")
+    await hass.async_block_till_done()
+    full = hass_storage[storage_key(entry_id)]
+    journal = hass_storage[journal_key(entry_id)]
+    assert "uid-3" not in full["data"]["uids"]
+    # A crash: Home Assistant starts again from the files as they are.
+    store = MailboxStore(hass, entry_id)
+    state = await store.async_load()
+    assert state is not None
+    assert state.known_uids[-2:] == ("uid-3", "uid-4")
+    assert state.unread == {"uid-4"}
+    await hass.config_entries.async_unload(entry_id)
+    hass_storage[storage_key(entry_id)] = full
+    hass_storage[journal_key(entry_id)] = journal
+    await hass.config_entries.async_setup(entry_id)
+    await hass.async_block_till_done()
+    assert [event.data["uid"] for event in events] == ["uid-3", "uid-4"]
+    assert init_integration.runtime_data.data.unread == 1
+
+
+async def test_a_version_1_file_of_todays_main_loads_without_a_new_baseline(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    hass_storage: dict[str, Any],
+) -> None:
+    """Written by main before tombstones: migrated, its unread marks and uids kept."""
+    events = async_capture_events(hass, EVENT_NEW_MESSAGE)
+    key = storage_key(mock_config_entry.entry_id)
+    hass_storage[key] = {
+        "version": 1,
+        "minor_version": 1,
+        "key": key,
+        "data": {
+            "version": 1,
+            "initialised": True,
+            "uids": ["uid-1"],
+            "size": 1,
+            "unread": ["uid-1"],
+            "last_message": None,
+            "archived": {},
+            "archive_baseline": None,
+        },
+    }
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    # uid-2 arrived while the old version was stopped: announced, not taken as a baseline.
+    assert [event.data["uid"] for event in events] == ["uid-2"]
+    assert mock_config_entry.runtime_data.data.unread == 2
+    await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    assert hass_storage[key]["version"] == 2
+    assert hass_storage[key]["data"]["version"] == 2
+
+
+def test_replay_skips_what_it_cannot_read() -> None:
+    state = MailboxState(known_uids=("a",), unread=frozenset({"a"}), initialised=True)
+    assert replay(state, [["announced", "a"], ["nonsense"], ["read", 5]]) is state
+    replayed = replay(state, [["announced", "b", 7], ["read_all"], ["announced", "c"]])
+    assert replayed.known_uids == ("a", "b", "c")
+    assert replayed.unread == {"c"}
+
+
+async def test_removing_the_entry_deletes_both_files(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_storage: dict[str, Any]
+) -> None:
+    entry_id = init_integration.entry_id
+    hass_storage[journal_key(entry_id)] = {"version": 1, "key": journal_key(entry_id), "data": {}}
+    assert await hass.config_entries.async_remove(entry_id)
+    await hass.async_block_till_done()
+    assert storage_key(entry_id) not in hass_storage
+    assert journal_key(entry_id) not in hass_storage
+    assert DOMAIN
