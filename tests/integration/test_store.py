@@ -44,7 +44,7 @@ async def test_an_unchanged_check_writes_nothing(
     init_integration: MockConfigEntry,
     hass_storage: dict[str, Any],
 ) -> None:
-    store = init_integration.runtime_data._store  # noqa: SLF001
+    store = init_integration.runtime_data._store
     full, journal = store.full_writes, store.journal_writes
     for _ in range(5):
         await refresh(hass, init_integration)
@@ -62,7 +62,7 @@ async def test_new_mail_is_journalled_at_once_and_written_in_full_once_per_delay
     hass_storage: dict[str, Any],
 ) -> None:
     entry_id = init_integration.entry_id
-    store = init_integration.runtime_data._store  # noqa: SLF001
+    store = init_integration.runtime_data._store
     full = store.full_writes
     for n in (3, 4, 5):
         pop3_server.mailbox.add(mail(n))
