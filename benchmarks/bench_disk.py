@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 from datetime import timedelta
-from pathlib import Path
 import tempfile
 from typing import Any
 from unittest.mock import patch
