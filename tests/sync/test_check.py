@@ -565,7 +565,8 @@ def run_history(
         if history.blink:
             history.maildrop.messages = []
         known, known_size = state.known_uids, state.size
-        tombstones = set(state.vanished.uids) if state.vanished else set()
+        vanished = state.vanished.uids if state.vanished else ()
+        tombstones = set(vanished)
         tombstones_size = state.vanished.size if state.vanished else 0
         server = [uid for uid, _ in history.maildrop.messages]
         server_size = sum(octets(raw) for _, raw in history.maildrop.messages)
@@ -592,7 +593,7 @@ def run_history(
             # back, is a renumbering; anything not back is new.
             gone_at_once = not (set(known) | tombstones) & set(server)
             renumbered = (
-                len(server) == len(known) + len(tombstones)
+                len(server) == len(known) + len(vanished)
                 and server_size == known_size + tombstones_size
             )
         else:

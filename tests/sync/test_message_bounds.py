@@ -43,6 +43,7 @@ def test_base64_full_of_junk_costs_about_its_size() -> None:
         b"<!--" * 250_000,
         b"<a '" * 250_000,
     ],
+    ids=["attributes", "unclosed", "tag_starts", "comment_starts", "quote_starts"],
 )
 def test_hostile_html_costs_about_its_size(html: bytes) -> None:
     raw = b"Content-Type: text/html\r\n\r\n" + html

@@ -187,9 +187,10 @@ def test_an_answer_above_the_session_cap_is_a_protocol_error() -> None:
     inserted=st.booleans(),
     batch=st.integers(1, 4),
     fail_at=st.integers(1, 8),
+    listed_twice=st.integers(0, 12),
 )
-def test_a_failed_round_keeps_the_complete_prefix(
-    initial: int, arrived: int, inserted: bool, batch: int, fail_at: int
+def test_a_failed_round_keeps_the_complete_prefix(  # noqa: PLR0913
+    initial: int, arrived: int, inserted: bool, batch: int, fail_at: int, listed_twice: int
 ) -> None:
     """Whatever round fails, nothing is announced twice, nothing skipped, order kept."""
     maildrop = mailbox(initial, prefix="old")
@@ -201,6 +202,8 @@ def test_a_failed_round_keeps_the_complete_prefix(
         # A Courier-style insertion sends the check down the full-list path.
         maildrop.add("ins", position=0)
         fresh.insert(0, "ins")
+    if listed_twice < arrived:
+        maildrop.add(fresh[-arrived + listed_twice])  # a broken server lists one uid twice
     checker = MailboxCheck(state.known_uids, state.size, batch_size=batch)
     requests = checker.first_requests()
     rounds = 0
@@ -349,3 +352,23 @@ def test_a_version_1_state_loads_without_a_new_baseline() -> None:
     assert state.known_uids == ("a", "b")
     assert state.unread == {"b"}
     assert upgrade(to_dict(state)) == to_dict(state)
+
+
+def test_a_deferred_uid_listed_twice_is_not_recorded_as_known() -> None:
+    """A broken server lists a new uid twice; the check fails before fetching it."""
+    maildrop = mailbox(3, prefix="old")
+    state = baselined(maildrop)
+    maildrop.add("ins", position=0)  # forces the full list
+    maildrop.add("twice")
+    maildrop.add("twice")
+    checker = MailboxCheck(state.known_uids, state.size, batch_size=1)
+    requests = checker.first_requests()
+    for _ in range(3):  # STAT, the full list, the TOP of "ins"; the next round fails
+        requests = checker.feed([maildrop.answer(r) for r in requests])  # type: ignore[misc]
+    partial = checker.partial_outcome()
+    assert partial is not None
+    assert [m.uid for m in partial.new] == ["ins"]
+    assert "twice" not in partial.uids
+    state = apply(state, partial)
+    state, run = check_and_apply(state, maildrop)
+    assert [m.uid for m in run.outcome.new] == ["twice"]

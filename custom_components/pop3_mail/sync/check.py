@@ -667,13 +667,14 @@ class MailboxCheck:
                 if entry is None or not _complete(entry):
                     break
                 kept.append(position)
-            left = set(self._new[len(kept) :])
+            left = {self._uids[i] for i in self._new[len(kept) :]}
             deferred = len(left)
             size = self._size
             if left:
-                # Left-out uids must not be recorded as known; the size then no longer
-                # matches, so the next check takes the full list and finds them.
-                positions = [i for i in range(len(self._uids)) if i not in left]
+                # Left-out uids must not be recorded as known (nor a second listing of one
+                # by a broken server); the size then no longer matches, so the next check
+                # takes the full list and finds them.
+                positions = [i for i, uid in enumerate(self._uids) if uid not in left]
                 self._uids = tuple(self._uids[i] for i in positions)
                 self._numbers = [self._numbers[i] for i in positions]
                 renumber = {old: new for new, old in enumerate(positions)}
