@@ -189,7 +189,7 @@ def test_an_answer_above_the_session_cap_is_a_protocol_error() -> None:
     fail_at=st.integers(1, 8),
     listed_twice=st.integers(0, 12),
 )
-def test_a_failed_round_keeps_the_complete_prefix(  # noqa: PLR0913
+def test_a_failed_round_keeps_the_complete_prefix(  # noqa: PLR0917
     initial: int, arrived: int, inserted: bool, batch: int, fail_at: int, listed_twice: int
 ) -> None:
     """Whatever round fails, nothing is announced twice, nothing skipped, order kept."""
