@@ -11,6 +11,9 @@ Two Home Assistant `Store` files per entry:
   mark; its size grows with the mail of one save delay, not with the mailbox. It is
   removed when the full state that covers it is written, and replayed by
   `async_load` (announced uids become known and unread, read marks are applied).
+  Each full write bumps a generation number kept beside the state (key `journal`);
+  a journal is replayed only onto the full state of its own generation, so one left
+  behind by a crash between the two writes (or a late write) is never replayed twice.
 
 Delivery is at least once: the journal is written right after the bus events of a
 check fired, so a crash in the instant between the two (one small atomic file write,
@@ -25,7 +28,7 @@ baseline. A file that cannot be read raises `StateFormatError` from `async_load`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, Final, override
 
@@ -39,6 +42,8 @@ from .sync.state import MailboxState, StateFormatError, from_dict, to_dict, upgr
 #: `Store` version of the full state: 1 before tombstones (`vanished`), migrated on load.
 STORAGE_VERSION: Final = 2
 JOURNAL_VERSION: Final = 1
+# Key of the generation number in the full state's data (`from_dict` ignores it).
+_GENERATION: Final = "journal"
 #: Seconds a changed state waits before it is written in full (the journal covers the wait).
 FULL_SAVE_DELAY: Final = 900.0
 
@@ -108,8 +113,9 @@ class MailboxStore:
         self._full = _StateStore(hass, STORAGE_VERSION, storage_key(entry_id))
         self._journal = Store[dict[str, Any]](hass, JOURNAL_VERSION, journal_key(entry_id))
         self._state_fn = state_fn
-        # The state the full file holds (None: no full file yet).
+        # The state the full file holds (None: no full file yet), and its generation.
         self._saved: MailboxState | None = None
+        self._generation = 0
         # Operations since the full write, as the journal file holds them.
         self._operations: list[list[str]] = []
         self._journal_on_disk = False
@@ -123,10 +129,14 @@ class MailboxStore:
         data = await self._full.async_load()
         state = None if data is None else from_dict(data)
         self._saved = state
+        generation = 0 if data is None else data.get(_GENERATION)
+        self._generation = generation if type(generation) is int else 0
         journal = await self._journal.async_load()
-        operations = journal.get("operations") if isinstance(journal, Mapping) else None
-        if isinstance(operations, list):
-            self._journal_on_disk = True
+        if journal is None:
+            return state
+        self._journal_on_disk = True
+        operations = journal.get("operations")
+        if journal.get("generation") == self._generation and isinstance(operations, list):
             self._operations = [op for op in operations if isinstance(op, list)]
             if state is not None:
                 state = replay(state, self._operations)
@@ -161,10 +171,14 @@ class MailboxStore:
     async def _async_journal(self, operation: list[str]) -> None:
         self._operations.append(operation)
         self.async_schedule_save()
-        data = {"operations": list(self._operations)}
+        await self._async_write_journal()
+
+    async def _async_write_journal(self) -> None:
         self.journal_writes += 1
-        await self._journal.async_save(data)
         self._journal_on_disk = True
+        await self._journal.async_save(
+            {"generation": self._generation, "operations": list(self._operations)}
+        )
 
     async def async_save_now(self) -> None:
         """Write the full state if it changed, then drop the journal it covers."""
@@ -172,15 +186,16 @@ class MailboxStore:
             return
         state = self._state_fn()
         covered = len(self._operations)
-        if state.initialised and state != self._saved:
-            self.full_writes += 1
-            await self._full.async_save(to_dict(state))
-            self._saved = state
         if not state.initialised:
             return
+        if state != self._saved or covered:
+            self.full_writes += 1
+            self._generation += 1
+            await self._full.async_save({**to_dict(state), _GENERATION: self._generation})
+            self._saved = state
         del self._operations[:covered]
         if self._operations:
-            await self._journal.async_save({"operations": list(self._operations)})
+            await self._async_write_journal()
         elif self._journal_on_disk:
             self._journal_on_disk = False
             await self._journal.async_remove()

@@ -165,3 +165,32 @@ async def test_removing_the_entry_deletes_both_files(
     assert storage_key(entry_id) not in hass_storage
     assert journal_key(entry_id) not in hass_storage
     assert DOMAIN
+
+
+async def test_a_journal_of_another_generation_is_not_replayed(
+    hass: HomeAssistant, hass_storage: dict[str, Any]
+) -> None:
+    """A crash between the full write and the journal's removal leaves a journal the
+    full state already covers: replaying it again must not undo what came after."""
+    state = MailboxState(known_uids=("a", "b"), unread=frozenset({"b"}), initialised=True)
+    writer = MailboxStore(hass, "entry", lambda: state)
+    await writer.async_load()
+    await writer.async_note_read(None)  # journal of generation 0: read_all
+    state = MailboxState(known_uids=("a", "b"), initialised=True)
+    await writer.async_save_now()  # the full state, a later generation
+    await hass.async_block_till_done()
+    assert journal_key("entry") not in hass_storage  # removed once covered
+    generation = hass_storage[storage_key("entry")]["data"]["journal"]
+    assert generation > 0
+    hass_storage[journal_key("entry")] = {
+        "version": 1,
+        "key": journal_key("entry"),
+        "data": {"generation": 0, "operations": [["announced", "c"]]},
+    }
+    loaded = await MailboxStore(hass, "entry").async_load()
+    assert loaded is not None
+    assert loaded.known_uids == ("a", "b")
+    hass_storage[journal_key("entry")]["data"]["generation"] = generation
+    loaded = await MailboxStore(hass, "entry").async_load()
+    assert loaded is not None
+    assert loaded.known_uids == ("a", "b", "c")
