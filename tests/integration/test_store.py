@@ -22,6 +22,8 @@ from custom_components.pop3_mail.store import (
 )
 from custom_components.pop3_mail.sync.state import MailboxState
 
+from tests.servers.fake_pop3 import Fault, drop
+
 from .conftest import mail
 
 if TYPE_CHECKING:
@@ -194,3 +196,27 @@ async def test_a_journal_of_another_generation_is_not_replayed(
     loaded = await MailboxStore(hass, "entry").async_load()
     assert loaded is not None
     assert loaded.known_uids == ("a", "b", "c")
+
+
+async def test_a_check_that_drops_midway_announces_what_it_fetched(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+) -> None:
+    """Issue 9 item 5: progress made is not thrown away; the next check fetches the rest."""
+    events = async_capture_events(hass, EVENT_NEW_MESSAGE)
+    for n in range(3, 43):
+        pop3_server.mailbox.add(mail(n))
+    # The first round asks for 31 TOPs (the budget's worst case); the connection drops
+    # during the second.
+    pop3_server.faults.append(Fault("TOP", drop(), nth=35))
+    coordinator = await refresh(hass, init_integration)
+    first = [event.data["uid"] for event in events]
+    assert first == [f"uid-{n}" for n in range(3, 3 + len(first))]
+    assert 0 < len(first) < 40
+    assert coordinator.last_update_success
+    assert coordinator.last_check is not None
+    assert coordinator.last_check.error is not None
+    await refresh(hass, init_integration)
+    assert [event.data["uid"] for event in events] == [f"uid-{n}" for n in range(3, 43)]
+    assert coordinator.data.unread == 40
