@@ -28,9 +28,8 @@ baseline. A file that cannot be read raises `StateFormatError` from `async_load`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import Any, Final, override
+from typing import TYPE_CHECKING, Any, Final, override
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
@@ -38,6 +37,9 @@ from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN
 from .sync.state import MailboxState, StateFormatError, from_dict, to_dict, upgrade
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
 
 #: `Store` version of the full state: 1 before tombstones (`vanished`), migrated on load.
 STORAGE_VERSION: Final = 2

@@ -21,7 +21,6 @@ from custom_components.pop3_mail.store import (
     storage_key,
 )
 from custom_components.pop3_mail.sync.state import MailboxState
-
 from tests.servers.fake_pop3 import Fault, drop
 
 from .conftest import mail
