@@ -77,12 +77,14 @@ def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
     Announced uids the state does not know are appended to the known ones, unread: the
     next check finds the size changed, takes the full list, and announces none of them.
     """
-    known = set(state.known_uids)
+    known: set[str] | None = None  # built only when needed: 100,000 uids take ~5 ms
     added: list[str] = []
     unread = set(state.unread)
     for operation in operations:
         match operation:
             case ["announced", *uids]:
+                if known is None:
+                    known = set(state.known_uids)
                 for uid in uids:
                     if isinstance(uid, str) and uid not in known:
                         known.add(uid)

@@ -41,6 +41,7 @@ from custom_components.pop3_mail.sync.state import (
     MailboxState,
     apply,
     new_check,
+    start_archive,
 )
 
 
@@ -551,6 +552,8 @@ def run_history(
     history = History(mailbox(initial, prefix="base"))
     history.maildrop.uidl_one = uidl_one
     state, _ = check_and_apply(MailboxState(), history.maildrop, batch_size=batch_size)
+    # Archiving from the start: the mail there now must never become archivable.
+    state = start_archive(state)
     announced: Counter[str] = Counter()
     baseline = set(state.known_uids)
     excused: set[str] = set()  # fresh mail on the server when a check re-baselined
@@ -614,6 +617,9 @@ def run_history(
             # Nothing old is announced.
             assert not set(new) & baseline
             assert set(new) <= history.fresh
+        # Old mail stays out of the archive, across blinks and tombstones too.
+        assert state.archive_baseline is not None
+        assert set(server) & baseline <= state.archive_baseline
         if outcome.rebaselined:
             excused |= set(server)
         else:

@@ -15,6 +15,7 @@ import pytest
 
 from custom_components.pop3_mail.pop3.errors import POP3ProtocolError
 from custom_components.pop3_mail.pop3.requests import Request, Stat, StatResult, Top
+from custom_components.pop3_mail.sync import check as check_module
 from custom_components.pop3_mail.sync.check import (
     CHECK_ANSWER_LIMIT,
     CHECK_BUDGET,
@@ -77,10 +78,13 @@ def test_absurd_stat_answers_are_protocol_errors(count: int, size: int) -> None:
             checker.feed(answers)  # type: ignore[arg-type]
 
 
-def test_a_full_list_longer_than_the_maximum_is_a_protocol_error() -> None:
+def test_a_full_list_longer_than_the_maximum_is_a_protocol_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check_module, "MAX_MESSAGES", 10)  # a list of a million is slow
     checker = MailboxCheck(None)
     checker.first_requests()
-    listing = dict.fromkeys(range(1, MAX_MESSAGES + 2), "x")
+    listing = {n: f"u{n}" for n in range(1, 12)}
     with pytest.raises(POP3ProtocolError):
         checker.feed([StatResult(5, 10), listing])
 
