@@ -99,6 +99,12 @@ def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
     return replace(state, known_uids=state.known_uids + tuple(added), unread=frozenset(unread))
 
 
+def _read(data: dict[str, Any], operations: list[list[str]]) -> tuple[MailboxState, MailboxState]:
+    """The state of the full file, and the same with the journal replayed."""
+    saved = from_dict(data)
+    return saved, replay(saved, operations)
+
+
 class MailboxStore:
     """The persisted state of one entry: `async_load`, then notes and saves as it changes.
 
@@ -131,19 +137,21 @@ class MailboxStore:
     async def async_load(self) -> MailboxState | None:
         """The saved state with the journal replayed; None when nothing was saved yet."""
         data = await self._full.async_load()
-        state = None if data is None else from_dict(data)
-        self._saved = state
         generation = 0 if data is None else data.get(_GENERATION)
         self._generation = generation if type(generation) is int else 0
         journal = await self._journal.async_load()
-        if journal is None:
-            return state
-        self._journal_on_disk = True
-        operations = journal.get("operations")
-        if journal.get("generation") == self._generation and isinstance(operations, list):
-            self._operations = [op for op in operations if isinstance(op, list)]
-            if state is not None:
-                state = replay(state, self._operations)
+        if journal is not None:
+            self._journal_on_disk = True
+            operations = journal.get("operations")
+            if journal.get("generation") == self._generation and isinstance(operations, list):
+                self._operations = [op for op in operations if isinstance(op, list)]
+        if data is None:
+            return None
+        # In the executor: reading 100,000 uids (and what grows beside them) is CPU work
+        # the event loop should not wait for.
+        self._saved, state = await self._hass.async_add_executor_job(
+            _read, data, list(self._operations)
+        )
         return state
 
     @callback
