@@ -40,7 +40,9 @@ def json_bytes(data: Any) -> int:
     return len(orjson.dumps(data, default=ha_json.json_encoder_default))
 
 
-async def simulate(size: int, every: int | None) -> tuple[int, int, int, int]:
+async def simulate(
+    size: int, every: int | None, checks: int = CHECKS_PER_DAY
+) -> tuple[int, int, int, int]:
     """(our bytes, our writes, before bytes, before writes) for one simulated day."""
     with tempfile.TemporaryDirectory() as config_dir:
         hass = HomeAssistant(config_dir)
@@ -57,12 +59,12 @@ async def simulate(size: int, every: int | None) -> tuple[int, int, int, int]:
         holder = {"state": state}
         before = [0, 0]
         with patch.object(store_module.Store, "async_save", counting):
-            await hass.async_start()
+            await hass.async_start()  # timers and the Store need a running core
             store = MailboxStore(hass, "bench", lambda: holder["state"])
             await store.async_save_now()
             written[:] = [0, 0]
             now = dt_util.utcnow()
-            for minute in range(CHECKS_PER_DAY):
+            for minute in range(checks):
                 new: tuple[NewMessage, ...] = ()
                 if every and minute % every == every - 1:
                     uid = f"new-{minute:08d}"
@@ -105,11 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--size", type=int, default=100_000)
     parser.add_argument("--no-save", action="store_true")
+    parser.add_argument("--checks", type=int, default=CHECKS_PER_DAY, help="minutes simulated")
     args = parser.parse_args(argv)
     rows = []
     for name, every in (("unchanged", None), ("1 new message every 10 min", 10)):
-        ours, our_writes, before, before_writes = asyncio.run(simulate(args.size, every))
-        new = 0 if every is None else CHECKS_PER_DAY // every
+        ours, our_writes, before, before_writes = asyncio.run(
+            simulate(args.size, every, args.checks)
+        )
+        new = 0 if every is None else args.checks // every
         per_message = f"{ours / new:,.0f} B" if new else "-"
         before_per = f"{before / new:,.0f} B" if new else "-"
         rows.append(

@@ -6,13 +6,14 @@ callback, which is what our code itself blocked the loop for), each repetition m
 
 1. `state.from_dict` of the stored dict of 100,000 uids, as Home Assistant's `Store`
    hands it over (parsed by orjson in an executor; `from_dict` runs in the loop);
-2. `state.to_dict` and the `Store`'s JSON encoding (HA's orjson encoder): the state
-   write. Home Assistant 2026.10 runs it in the loop (`Store(serialize_in_event_loop=True)`
-   is the default, and the coordinator keeps it), 2025.4 in an executor; the
-   coordinator calls `to_dict` in the loop on both;
+2. `state.to_dict` and the `Store`'s JSON encoding (HA's orjson encoder): a full state
+   write, which `store.MailboxStore` makes at most once per `FULL_SAVE_DELAY` and only
+   when the state changed. Home Assistant 2026.10 runs it in the loop
+   (`Store(serialize_in_event_loop=True)` is the default), 2025.4 in an executor;
+   `to_dict` runs in the loop on both;
 3. the coordinator's check (planner loop over one POP3S session, `describe_outcome` in
-   the executor, `apply`, and the announcements' `fit_event`, which the coordinator
-   runs in the loop) of the unchanged mailbox, and of the mailbox with 100 new messages;
+   the executor, `apply`, the announcements' `fit_event`, and the journal write of the
+   announced uids) of the unchanged mailbox, and of the mailbox with 100 new messages;
 4. the full-list fallback: the first message was deleted, so every message number
    moved (``UIDL n`` no longer matches) and the full UIDL list is needed; and a
    re-baseline (the server renumbered every uid).
@@ -62,6 +63,7 @@ from benchmarks.common import (
 )
 from custom_components.pop3_mail.const import MAX_EVENT_BYTES
 from custom_components.pop3_mail.coordinator import describe_outcome
+from custom_components.pop3_mail.store import STORAGE_VERSION
 from custom_components.pop3_mail.sync import state as mailbox_state
 from custom_components.pop3_mail.sync.message import fit_event
 
@@ -111,8 +113,8 @@ async def coordinator_check(
     """One `Pop3MailCoordinator` update: its `_async_check`, then what it does with the outcome.
 
     After the check (the coordinator's own code): `describe_outcome` in the executor,
-    `apply`; then, in later loop callbacks, `_async_announce` (one `fit_event` per
-    message) and the state write it starts (`to_dict` and the Store's serialisation).
+    `apply`; then, in later loop callbacks, the announcements (one `fit_event` per
+    message) and the journal write they start (the full state waits for its delay).
     """
     outcome, figures = await CoordinatorCheck(server, mailbox, state).run()
     announcements: list[dict[str, Any]] = []
@@ -129,8 +131,16 @@ async def coordinator_check(
             MAX_EVENT_BYTES,
         )
     if announcements:
-        await asyncio.sleep(0)  # the save is a task of its own
-        serialise(to_store(after))
+        await asyncio.sleep(0)  # the journal write is a task of its own
+        operations = [["announced", *(data["uid"] for data in announcements)]]
+        serialise(
+            {
+                "version": 1,
+                "minor_version": 1,
+                "key": "pop3_mail.entry.journal",
+                "data": {"generation": 1, "operations": operations},
+            }
+        )
     return CheckResult(outcome, after, figures.bytes_in, len(announcements))
 
 
@@ -233,9 +243,9 @@ async def measure_all(
 
 
 def to_store(state: MailboxState) -> dict[str, Any]:
-    """What the coordinator's `Store.async_delay_save` data function returns, wrapped as HA does."""
-    data = mailbox_state.to_dict(state)
-    return {"version": 1, "minor_version": 1, "key": "pop3_mail.entry", "data": data}
+    """What a full write of `MailboxStore` hands the `Store`, wrapped as HA does."""
+    data = {**mailbox_state.to_dict(state), "journal": 1}
+    return {"version": STORAGE_VERSION, "minor_version": 1, "key": "pop3_mail.entry", "data": data}
 
 
 def state_memory(blob: bytes) -> dict[str, int]:

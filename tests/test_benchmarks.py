@@ -53,3 +53,28 @@ def test_bench_watches_runs() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| state on disk (JSON)" in result.stdout
     assert "Overall: PASS" in result.stdout
+
+
+def test_bench_disk_runs() -> None:
+    """The disk benchmark writes nothing for an unchanged day, through the real store."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.bench_disk",
+            "--size",
+            "500",
+            "--checks",
+            "60",
+            "--no-save",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "| unchanged " in result.stdout
+    assert "| 0 B (0 writes)" in result.stdout
