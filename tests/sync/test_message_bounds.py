@@ -91,3 +91,11 @@ def test_one_huge_header_is_cut_before_it_is_measured(json_sizes: list[int]) -> 
     assert fitted["headers"] == {}
     assert fitted["subject"] == "s"
     assert max(json_sizes) < 2 * EVENT_LIMIT
+
+
+def test_script_and_style_are_code_not_markup() -> None:
+    raw = (
+        b"Content-Type: text/html\r\n\r\n<p>before</p><script>if (a<b) { s = 'it'; }</SCRIPT>"
+        b"<p>don't stop</p><style>p:after { content: '<x'; }</style><p>after</p><script>'open"
+    )
+    assert full_message(raw)["text"] == "before\n\ndon't stop\n\nafter"

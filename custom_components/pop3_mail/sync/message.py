@@ -99,6 +99,10 @@ _BLOCK_TAGS: Final = frozenset(
     }
 )  # fmt: skip
 _HIDDEN_TAGS: Final = frozenset({"head", "script", "style", "template", "title"})
+_RAW_TEXT_TAGS: Final = frozenset({"script", "style"})
+_RAW_TEXT_END: Final = {
+    name: re.compile(rf"</{name}[^<>]*+>?", re.IGNORECASE) for name in _RAW_TEXT_TAGS
+}
 
 
 # -- public API ---------------------------------------------------------------------------
@@ -513,7 +517,7 @@ def _html_to_text(html: str) -> str:
     chunks: list[str] = []
     hidden = 0
     position = 0
-    for match in _MARKUP.finditer(html):
+    while (match := _MARKUP.search(html, position)) is not None:
         if not hidden and match.start() > position:
             chunks.append(_html_data(html[position : match.start()]))
         position = match.end()
@@ -521,6 +525,12 @@ def _html_to_text(html: str) -> str:
             continue
         end = name.startswith("/")
         name = name.lstrip("/").lower()
+        if name in _RAW_TEXT_TAGS and not end:
+            # Script and style hold text, not markup (a quote or `<` in them is code):
+            # skip to their end tag, as browsers do; an unclosed one hides the rest.
+            closing = _RAW_TEXT_END[name].search(html, position)
+            position = len(html) if closing is None else closing.end()
+            continue
         if name in _HIDDEN_TAGS:
             hidden = max(0, hidden - 1) if end else hidden + 1
         elif name in _BLOCK_TAGS and not hidden:
