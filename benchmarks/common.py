@@ -141,15 +141,14 @@ class CoordinatorCheck:
 
     _record_check = Pop3MailCoordinator._record_check
 
-    def connect(self, *, max_response_bytes: int | None = None) -> POP3Session:
-        """The session the coordinator would open (POP3S, the test CA, the check's cap)."""
+    def connect(self) -> POP3Session:
+        """The session the coordinator would open (POP3S, the test CA)."""
         return connect(
             self._server.host,
             self._server.port,
             username=self._mailbox.user,
             password=self._mailbox.password,
             ssl_context=self._server.client_context,
-            **({} if max_response_bytes is None else {"max_response_bytes": max_response_bytes}),
         )
 
     async def run(self, top_lines: int = 0) -> tuple[CheckOutcome, CheckFigures]:

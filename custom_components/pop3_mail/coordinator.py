@@ -42,7 +42,6 @@ from .pop3.errors import POP3Error
 from .session import mailbox_name, open_session
 from .store import MailboxStore
 from .sync import state as mailbox_state
-from .sync.check import CHECK_ANSWER_LIMIT, MailboxCheck
 from .sync.message import event_data, top_lines_for
 from .sync.state import MailboxState, StateFormatError
 from .watch_index import WatchIndex, watches_of
@@ -52,7 +51,7 @@ if TYPE_CHECKING:
     from contextlib import AbstractAsyncContextManager
 
     from .pop3 import Capabilities, POP3Session
-    from .sync.check import CheckOutcome
+    from .sync.check import CheckOutcome, MailboxCheck
     from .sync.watches import WatchStatus
 
 type Pop3MailConfigEntry = ConfigEntry[Pop3MailCoordinator]
@@ -287,11 +286,14 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         session: POP3Session | None = None
         checker: MailboxCheck | None = None
         try:
-            async with self.connect(max_response_bytes=CHECK_ANSWER_LIMIT) as session:
+            async with self.connect() as session:
                 self.capabilities = session.capabilities
                 checker = mailbox_state.new_check(self._state, top_lines=top_lines)
                 requests = checker.first_requests()
+                whole = session.max_response_bytes
                 while requests:
+                    # Rounds of TOPs are sized for this cap: the check's memory budget holds.
+                    session.max_response_bytes = checker.answer_limit or whole
                     results = await session.pipeline(requests)
                     if checker.expects_full_list:
                         # A set difference over every uid of a large mailbox could hold

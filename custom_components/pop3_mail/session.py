@@ -74,10 +74,6 @@ async def open_session(
         oauth2_token = data[CONF_TOKEN]["access_token"]
     security = Security(data[CONF_SECURITY])
     verify_ssl: bool = data.get(CONF_VERIFY_SSL, DEFAULT_VERIFY_SSL)
-    # Only when given: the client's own default stays the one place that sets it.
-    cap: dict[str, Any] = (
-        {} if max_response_bytes is None else {"max_response_bytes": max_response_bytes}
-    )
     async with connect(
         data[CONF_HOST],
         port_for(data),
@@ -89,6 +85,5 @@ async def open_session(
         verify_ssl=verify_ssl,
         command_timeout=COMMAND_TIMEOUT,
         session_timeout=SESSION_TIMEOUT,
-        **cap,
     ) as session:
         yield session

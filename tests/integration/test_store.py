@@ -20,6 +20,7 @@ from custom_components.pop3_mail.store import (
     replay,
     storage_key,
 )
+from custom_components.pop3_mail.sync import check as check_module
 from custom_components.pop3_mail.sync.state import MailboxState
 from tests.servers.fake_pop3 import Fault, drop
 
@@ -27,6 +28,7 @@ from .conftest import mail
 
 if TYPE_CHECKING:
     from homeassistant.core import HomeAssistant
+    import pytest
     from pytest_homeassistant_custom_component.common import MockConfigEntry
 
     from custom_components.pop3_mail.coordinator import Pop3MailCoordinator
@@ -219,3 +221,40 @@ async def test_a_check_that_drops_midway_announces_what_it_fetched(
     await refresh(hass, init_integration)
     assert [event.data["uid"] for event in events] == [f"uid-{n}" for n in range(3, 43)]
     assert coordinator.data.unread == 40
+
+
+async def test_tops_are_capped_for_the_budget_but_the_full_list_is_not(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The per-check budget caps each TOP answer and defers what does not fit to the next
+    check; a long UIDL list keeps the client's cap."""
+    monkeypatch.setattr(check_module, "CHECK_ANSWER_LIMIT", 3000)
+    monkeypatch.setattr(check_module, "CHECK_BUDGET", 60_000)
+    events = async_capture_events(hass, EVENT_NEW_MESSAGE)
+    for n in range(3, 403):
+        pop3_server.mailbox.add(mail(n))
+    uids = pop3_server.mailbox.uids()
+    pop3_server.mailbox.reorder([uids[-1], *uids[:-1]])  # the full list is needed
+    coordinator = await refresh(hass, init_integration)
+    assert coordinator.last_check is not None
+    assert coordinator.last_check.full_list  # a listing of ~5 kB, above the TOP cap
+    assert coordinator.last_update_success
+    # 60 kB hold ~85 messages beside the next round's worst case: the rest comes later,
+    # in order, each once.
+    checks = 1
+    while len(events) < 400:
+        assert 85 * (checks - 1) < len(events) <= 85 * checks
+        await refresh(hass, init_integration)
+        assert coordinator.last_update_success
+        checks += 1
+    assert checks == 5
+    expected = ["uid-402", *(f"uid-{n}" for n in range(3, 402))]  # server order
+    assert [event.data["uid"] for event in events] == expected
+    pop3_server.mailbox.add(mail(500, extra_headers="X-Pad: " + "p" * 4000 + "\r\n"))
+    coordinator = await refresh(hass, init_integration)
+    assert not coordinator.last_update_success
+    assert getattr(coordinator.last_exception, "translation_key", None) == "protocol_error"
+    assert len(events) == 400

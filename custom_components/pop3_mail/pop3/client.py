@@ -227,6 +227,19 @@ class POP3Session:
         return SessionStats(**self._counts, duration=end - self._started)
 
     @property
+    def max_response_bytes(self) -> int:
+        """The most octets one answer may take; a larger one is a `POP3ProtocolError`.
+
+        Settable between commands: a caller that holds many answers at once can cap
+        them tighter than a single whole message (`connect(max_response_bytes=...)`).
+        """
+        return self._protocol.max_response_bytes
+
+    @max_response_bytes.setter
+    def max_response_bytes(self, value: int) -> None:
+        self._protocol.max_response_bytes = value
+
+    @property
     def tls(self) -> bool:
         """Whether the connection is protected by TLS."""
         return self._tls

@@ -36,15 +36,20 @@ Bounds (the server is hostile until proven otherwise):
 - Memory budget: one check holds at most `CHECK_BUDGET` (128 MiB) of fetched
   TOP answers, counted with `_MESSAGE_OVERHEAD` bytes of bookkeeping per
   message. Each TOP answer is at most `answer_limit` bytes (`CHECK_ANSWER_LIMIT`,
-  4 MiB; the caller opens the check session with that per-answer cap, and a
-  larger answer that reaches the planner anyway is a `POP3ProtocolError`), so a
-  round asks for at most (budget - held) / answer_limit TOPs and the worst case
-  of every round is inside the budget before it is sent. When no further TOP
-  fits, the check stops fetching and finishes with what it has: the new
-  messages fetched so far, a prefix in arrival order, are the outcome, and
-  `deferred` says how many were left for the next check (the state records only
-  the prefix as known, so the next check finds the rest as new). One answer
-  larger than the budget cannot exist: the per-answer cap is below it.
+  4 MiB; the caller caps the session's answers at `MailboxCheck.answer_limit` for
+  each round of TOPs, and a larger answer that reaches the planner anyway is a
+  `POP3ProtocolError`), so a round asks for at most (budget - held) / answer_limit
+  TOPs and the worst case of every round is inside the budget before it is sent.
+  The full UIDL list is not part of the budget: it keeps the client's own cap
+  (64 MiB) and `MAX_MESSAGES`. A message whose TOP answer is larger than 4 MiB
+  (headers, plus `top_lines` body lines) fails every check until it is gone:
+  mail servers cut headers far below that and split long lines, but a check that
+  skips such a message needs the client to discard one oversize answer and go on.
+  When no further TOP fits, the check stops fetching and finishes with what it
+  has: the new messages fetched so far, a prefix in arrival order, are the
+  outcome, and `deferred` says how many were left for the next check (the state
+  records only the prefix as known, so the next check finds the rest as new).
+  One answer larger than the budget cannot exist: the per-answer cap is below it.
 
 Progress kept: `partial_outcome()` of a check that failed in a later round (a
 timeout, a dropped connection) is the outcome of the rounds that completed,
@@ -238,8 +243,8 @@ class MailboxCheck:
         batch_size: int | None = None,
         vanished: Sequence[str] | None = None,
         vanished_size: int = 0,
-        budget: int = CHECK_BUDGET,
-        answer_limit: int = CHECK_ANSWER_LIMIT,
+        budget: int | None = None,
+        answer_limit: int | None = None,
     ) -> None:
         """Plan a check.
 
@@ -250,8 +255,11 @@ class MailboxCheck:
         newest (`last_message`). `vanished` (server order) and `vanished_size` are
         the uids of a mailbox that last looked empty (tombstones); a uid among them
         that comes back is not new. `budget` and `answer_limit` bound the bytes of
-        fetched answers held at once and of one answer.
+        fetched answers held at once and of one answer (`CHECK_BUDGET` and
+        `CHECK_ANSWER_LIMIT` when None).
         """
+        budget = CHECK_BUDGET if budget is None else budget
+        answer_limit = CHECK_ANSWER_LIMIT if answer_limit is None else answer_limit
         if top_lines < 0:
             raise ValueError("top_lines must be >= 0")
         if answer_limit <= 0 or answer_limit + _MESSAGE_OVERHEAD > budget:
@@ -331,6 +339,18 @@ class MailboxCheck:
             case _:
                 self._record(pending, results)
                 return self._send(self._next_fetch())
+
+    @property
+    def answer_limit(self) -> int | None:
+        """The per-answer cap the pending round needs, or None for the session's own.
+
+        A round of TOPs is sized so that each answer at `answer_limit` still fits the
+        budget: the caller must cap the session's answers at it for that round (listings
+        keep the client's larger cap, bounded by `MAX_MESSAGES`).
+        """
+        if any(isinstance(request, Top) for request in self._pending):
+            return self._answer_limit
+        return None
 
     @property
     def expects_full_list(self) -> bool:
