@@ -12,8 +12,9 @@ callback, which is what our code itself blocked the loop for), each repetition m
    (`Store(serialize_in_event_loop=True)` is the default), 2025.4 in an executor;
    `to_dict` runs in the loop on both;
 3. the coordinator's check (planner loop over one POP3S session, `describe_outcome` in
-   the executor, `apply`, the announcements' `fit_event`, and the journal write of the
-   announced uids) of the unchanged mailbox, and of the mailbox with 100 new messages;
+   the executor, `apply`, the announcements' `fit_event` (in the executor, one message
+   at a time, as the announcer does), and the journal write of the announced uids) of
+   the unchanged mailbox, and of the mailbox with 100 new messages;
 4. the full-list fallback: the first message was deleted, so every message number
    moved (``UIDL n`` no longer matches) and the full UIDL list is needed; and a
    re-baseline (the server renumbered every uid).
@@ -125,8 +126,12 @@ async def coordinator_check(
         )
     after = mailbox_state.apply(state, outcome, last_message=last)
     await asyncio.sleep(0)  # the announcements run in `_async_refresh_finished`
+    loop = asyncio.get_running_loop()
     for data in announcements:
-        fit_event(
+        # The announcer cuts each event in the executor, one message at a time.
+        await loop.run_in_executor(
+            None,
+            fit_event,
             {**data, "entry_id": "e" * 26, "device_id": "d" * 32, "mailbox": "user@host"},
             MAX_EVENT_BYTES,
         )

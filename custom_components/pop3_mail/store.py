@@ -31,7 +31,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Final, override
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HassJob, HomeAssistant, callback
 from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
 
@@ -165,7 +165,12 @@ class MailboxStore:
             self._hass.async_create_task(self.async_save_now(), "pop3_mail save state")
             return
         if self._timer is None:
-            self._timer = async_call_later(self._hass, FULL_SAVE_DELAY, self._async_timer)
+            # Cancelled on shutdown: the coordinator's shutdown writes with `async_flush`.
+            self._timer = async_call_later(
+                self._hass,
+                FULL_SAVE_DELAY,
+                HassJob(self._async_timer, "pop3_mail full save", cancel_on_shutdown=True),
+            )
 
     async def _async_timer(self, _now: Any) -> None:
         self._timer = None

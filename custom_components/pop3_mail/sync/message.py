@@ -203,6 +203,11 @@ def fit_event(data: dict[str, Any], limit: int = EVENT_LIMIT) -> dict[str, Any]:
     data already cut near `limit` (see `_precut`): 300,000 headers or one 50 MB
     header fit in milliseconds.
     """
+    if _rough_length(data) <= 2 * limit:
+        # The usual event: small enough to measure as it is (at most ~24x limit of JSON).
+        fitted = dict(data)
+        if json_size(fitted) <= limit:
+            return fitted
     fitted = _precut(data, limit)
     if json_size(fitted) <= limit:
         return fitted
@@ -585,6 +590,22 @@ def _shorten_list(data: dict[str, Any], key: str, limit: int) -> None:
 def _header_length(item: tuple[str, Any]) -> int:
     name, value = item
     return len(name) + (len(value) if isinstance(value, str) else 1)
+
+
+def _rough_length(data: dict[str, Any]) -> int:
+    """Characters of the strings in `data` (and its lists and headers), plus one per item."""
+    total = 0
+    for value in data.values():
+        if isinstance(value, str):
+            total += len(value)
+        elif isinstance(value, list | dict):
+            items = value.items() if isinstance(value, dict) else ((item, "") for item in value)
+            for key, item in items:
+                total += 1 + (len(key) if isinstance(key, str) else 8)
+                total += len(item) if isinstance(item, str) else 8
+        else:
+            total += 8
+    return total
 
 
 def _precut(data: dict[str, Any], limit: int) -> dict[str, Any]:
