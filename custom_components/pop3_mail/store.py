@@ -7,10 +7,11 @@ Two Home Assistant `Store` files per entry:
   An unchanged check writes nothing; a 100,000-message mailbox is ~2.6 MB a write.
 - a journal (`pop3_mail.<entry_id>.journal`): what happened since that full write
   that must survive a crash, as a list of operations (`["announced", uid, ...]`,
-  `["read", uid]`, `["read_all"]`), written at once after each announcement or read
-  mark; its size grows with the mail of one save delay, not with the mailbox. It is
-  removed when the full state that covers it is written, and replayed by
-  `async_load` (announced uids become known and unread, read marks are applied).
+  `["summaries", rows]` for the watches, `["read", uid]`, `["read_all"]`), written at
+  once after each announcement or read mark; its size grows with the mail of one
+  save delay, not with the mailbox. It is removed when the full state that covers it
+  is written, and replayed by `async_load` (announced uids become known and unread,
+  with their summaries; read marks are applied).
   Each full write bumps a generation number kept beside the state (key `journal`);
   a journal is replayed only onto the full state of its own generation, so one left
   behind by a crash between the two writes (or a late write) is never replayed twice.
@@ -37,6 +38,7 @@ from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN
 from .sync.state import MailboxState, StateFormatError, from_dict, to_dict, upgrade
+from .sync.watches import summaries_from_json, summaries_to_json
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -74,12 +76,14 @@ class _StateStore(Store[dict[str, Any]]):
 def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
     """`state` with the journal's operations applied, in order; bad entries are skipped.
 
-    Announced uids the state does not know are appended to the known ones, unread: the
-    next check finds the size changed, takes the full list, and announces none of them.
+    Announced uids the state does not know are appended to the known ones, unread (with
+    their summaries, so the watches count them): the next check finds the size changed,
+    takes the full list, and announces none of them.
     """
     known: set[str] | None = None  # built only when needed: 100,000 uids take ~5 ms
     added: list[str] = []
     unread = set(state.unread)
+    summaries = dict(state.summaries)
     for operation in operations:
         match operation:
             case ["announced", *uids]:
@@ -90,13 +94,23 @@ def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
                         known.add(uid)
                         added.append(uid)
                         unread.add(uid)
+            case ["summaries", list(rows)]:
+                found = summaries_from_json(rows, frozenset(unread))
+                for uid, summary in (found or {}).items():
+                    summaries.setdefault(uid, summary)
             case ["read", str(uid)]:
                 unread.discard(uid)
             case ["read_all"]:
                 unread.clear()
-    if not added and unread == state.unread:
+    if not added and unread == state.unread and summaries.keys() == state.summaries.keys():
         return state
-    return replace(state, known_uids=state.known_uids + tuple(added), unread=frozenset(unread))
+    return replace(
+        state,
+        known_uids=state.known_uids + tuple(added),
+        unread=frozenset(unread),
+        # A summary is kept only while its message is unread (`sync/state.py`).
+        summaries={uid: summary for uid, summary in summaries.items() if uid in unread},
+    )
 
 
 def _read(data: dict[str, Any], operations: list[list[str]]) -> tuple[MailboxState, MailboxState]:
@@ -127,7 +141,7 @@ class MailboxStore:
         self._saved: MailboxState | None = None
         self._generation = 0
         # Operations since the full write, as the journal file holds them.
-        self._operations: list[list[str]] = []
+        self._operations: list[list[Any]] = []
         self._journal_on_disk = False
         self._timer: CALLBACK_TYPE | None = None
         #: How many full and journal writes were made (for benchmarks and tests).
@@ -177,16 +191,23 @@ class MailboxStore:
         await self.async_save_now()
 
     async def async_note_announced(self, uids: Sequence[str]) -> None:
-        """Journal that `uids` were announced, now (see the module docstring)."""
-        if uids:
-            await self._async_journal(["announced", *uids])
+        """Journal that `uids` were announced, now, with their summaries for the watches."""
+        if not uids:
+            return
+        operations: list[list[Any]] = [["announced", *uids]]
+        if self._state_fn is not None:
+            known = self._state_fn().summaries
+            summaries = {uid: known[uid] for uid in uids if uid in known}
+            if summaries:
+                operations.append(["summaries", summaries_to_json(summaries)])
+        await self._async_journal(*operations)
 
     async def async_note_read(self, uid: str | None) -> None:
         """Journal a read mark (`uid` None: every message)."""
         await self._async_journal(["read_all"] if uid is None else ["read", uid])
 
-    async def _async_journal(self, operation: list[str]) -> None:
-        self._operations.append(operation)
+    async def _async_journal(self, *operations: list[Any]) -> None:
+        self._operations.extend(operations)
         self.async_schedule_save()
         await self._async_write_journal()
 

@@ -183,7 +183,7 @@ async def test_announced_mail_is_saved_at_once(
     # No time has passed, so only an immediate write can have stored the new uid: the
     # journal, which holds what the full state (written later, kind to SD cards) lacks.
     journal = hass_storage[f"{DOMAIN}.{init_integration.entry_id}.journal"]["data"]
-    assert journal["operations"] == [["announced", "uid-3"]]
+    assert journal["operations"][0] == ["announced", "uid-3"]
 
 
 async def test_concurrent_refreshes_announce_once(

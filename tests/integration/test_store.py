@@ -22,6 +22,7 @@ from custom_components.pop3_mail.store import (
 )
 from custom_components.pop3_mail.sync import check as check_module
 from custom_components.pop3_mail.sync.state import MailboxState
+from custom_components.pop3_mail.sync.watches import MessageSummary, summaries_to_json
 from tests.servers.fake_pop3 import Fault, drop
 
 from .conftest import mail
@@ -71,10 +72,17 @@ async def test_new_mail_is_journalled_at_once_and_written_in_full_once_per_delay
         pop3_server.mailbox.add(mail(n))
         await refresh(hass, init_integration)
     assert store.full_writes == full
-    assert hass_storage[journal_key(entry_id)]["data"]["operations"] == [
+    operations = hass_storage[journal_key(entry_id)]["data"]["operations"]
+    assert [op for op in operations if op[0] == "announced"] == [
         ["announced", "uid-3"],
         ["announced", "uid-4"],
         ["announced", "uid-5"],
+    ]
+    # With what the watches count of each (a summary per unread message).
+    assert [row[0] for op in operations if op[0] == "summaries" for row in op[1]] == [
+        "uid-3",
+        "uid-4",
+        "uid-5",
     ]
     async_fire_time_changed(hass, dt_util.utcnow() + timedelta(seconds=FULL_SAVE_DELAY + 1))
     await hass.async_block_till_done()
@@ -106,6 +114,7 @@ async def test_a_crash_before_the_full_write_announces_nothing_again(
     assert state is not None
     assert state.known_uids[-2:] == ("uid-3", "uid-4")
     assert state.unread == {"uid-4"}
+    assert set(state.summaries) == {"uid-4"}  # what the watches count survives too
     await hass.config_entries.async_unload(entry_id)
     hass_storage[storage_key(entry_id)] = full
     hass_storage[journal_key(entry_id)] = journal
@@ -258,3 +267,20 @@ async def test_tops_are_capped_for_the_budget_but_the_full_list_is_not(
     assert not coordinator.last_update_success
     assert getattr(coordinator.last_exception, "translation_key", None) == "protocol_error"
     assert len(events) == 400
+
+
+def test_replay_restores_the_summaries_of_announced_mail() -> None:
+    """A crash before the full write keeps what the watches count (issue 11 with item 8)."""
+    state = MailboxState(known_uids=("a",), initialised=True)
+    summary = MessageSummary("bob@example.com", "Bob", "Alarm", None)
+    replayed = replay(
+        state,
+        [
+            ["announced", "b", "c"],
+            ["summaries", summaries_to_json({"b": summary, "c": summary})],
+            ["read", "c"],
+            ["summaries", "not rows"],
+        ],
+    )
+    assert replayed.unread == {"b"}
+    assert replayed.summaries == {"b": summary}

@@ -35,6 +35,7 @@ from custom_components.pop3_mail.sync.state import (
     to_dict,
     upgrade,
 )
+from custom_components.pop3_mail.sync.watches import MessageSummary
 
 from .test_check import SimMaildrop, baselined, check_and_apply, mailbox
 
@@ -376,3 +377,37 @@ def test_a_deferred_uid_listed_twice_is_not_recorded_as_known() -> None:
     state = apply(state, partial)
     state, run = check_and_apply(state, maildrop)
     assert [m.uid for m in run.outcome.new] == ["twice"]
+
+
+def test_tombstones_keep_what_the_watches_count() -> None:
+    summary = MessageSummary("bob@example.com", "Bob", "Alarm", None)
+    state = MailboxState(
+        known_uids=("a", "b"),
+        size=10,
+        unread=frozenset({"b"}),
+        summaries={"b": summary},
+        initialised=True,
+    )
+
+    def outcome(uids: tuple[str, ...], size: int) -> CheckOutcome:
+        return CheckOutcome(
+            count=len(uids),
+            size=size,
+            uids=uids,
+            new=(),
+            removed=frozenset(),
+            rebaselined=False,
+            full_list=True,
+            newest=None,
+        )
+
+    emptied = apply(state, outcome((), 0))
+    assert emptied.summaries == {}
+    assert emptied.vanished is not None
+    assert from_dict(to_dict(emptied)) == emptied
+    back = apply(emptied, outcome(("a", "b"), 10))
+    assert back.unread == {"b"}
+    assert back.summaries == {"b": summary}
+    assert mark_read(emptied).vanished == replace(
+        emptied.vanished, unread=frozenset(), summaries={}
+    )
