@@ -229,9 +229,13 @@ class Pop3MailConfigFlow(AbstractOAuth2FlowHandler, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _clean_server_input(user_input)
-            await self.async_set_unique_id(mailbox_unique_id(data))
+            # A flow left open (the dialog closed after an error) must not block a new try
+            # for the same mailbox; the entry that gets created aborts the other flows.
+            await self.async_set_unique_id(mailbox_unique_id(data), raise_on_progress=False)
             self._abort_if_unique_id_configured()
             if not (errors := await async_try_login(data)):
+                # Another flow for this mailbox may have finished during the login.
+                self._abort_if_unique_id_configured()
                 return self.async_create_entry(title=mailbox_name(data), data=data)
         return self.async_show_form(
             step_id="password",

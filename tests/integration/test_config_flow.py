@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
@@ -27,7 +28,7 @@ from custom_components.pop3_mail.const import (
     CONF_TEXT_LENGTH,
     DOMAIN,
 )
-from tests.integration.conftest import PASSWORD, USERNAME
+from tests.integration.conftest import PASSWORD, USERNAME, login_faults
 from tests.servers.fake_pop3 import FakePOP3Server, Fault, delay
 
 if TYPE_CHECKING:
@@ -165,6 +166,52 @@ async def test_user_invalid_auth_then_recovers(
 
     result = await hass.config_entries.flow.async_configure(flow_id, user_input(pop3_server))
     assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_user_abandoned_flow_does_not_block_a_new_one(
+    hass: HomeAssistant, pop3_server: FakePOP3Server
+) -> None:
+    """A dialog closed after an error leaves its flow open; a new try still adds the mailbox."""
+    abandoned = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        abandoned, user_input(pop3_server, **{CONF_PASSWORD: "wrong"})
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    flow_id = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, user_input(pop3_server))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == "alice@127.0.0.1"
+    # The entry ends the flow that was left open, and a real duplicate still aborts.
+    assert hass.config_entries.flow.async_progress() == []
+    flow_id = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, user_input(pop3_server))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+
+async def test_user_flow_finished_during_login_aborts(
+    hass: HomeAssistant, pop3_server: FakePOP3Server
+) -> None:
+    """Two tries for one mailbox at once: the one whose login ends last adds no duplicate."""
+    slow = await start_user_flow(hass)
+    fast = await start_user_flow(hass)
+    slow_login = login_faults(delay(0.5))
+    pop3_server.faults.extend(slow_login)
+    slow_result = hass.async_create_task(
+        hass.config_entries.flow.async_configure(slow, user_input(pop3_server))
+    )
+    async with asyncio.timeout(10):
+        while not any(fault.fired for fault in slow_login):
+            await asyncio.sleep(0.01)
+    result = await hass.config_entries.flow.async_configure(fast, user_input(pop3_server))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+    result = await slow_result
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
 
 async def test_user_cannot_connect(
