@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
@@ -501,6 +502,61 @@ async def test_options(
     }
     assert folder.is_dir()
     await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (CONF_SCAN_INTERVAL, 5.0),
+        (CONF_SCAN_INTERVAL, 86_401),
+        (CONF_SCAN_INTERVAL, float("nan")),
+        (CONF_TEXT_LENGTH, -1),
+        (CONF_TEXT_LENGTH, 8_001),
+        (CONF_TEXT_LENGTH, float("inf")),
+        (CONF_KEEP_DAYS, 0),
+        (CONF_KEEP_DAYS, 3_651),
+    ],
+)
+async def test_options_out_of_range(
+    hass: HomeAssistant, init_integration: MockConfigEntry, field: str, value: float
+) -> None:
+    """A number out of range is our translated error under its field; nothing is saved."""
+    before = dict(init_integration.options)
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], options_input(**{field: value})
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: f"{field}_out_of_range"}
+    assert dict(init_integration.options) == before
+
+    result = await hass.config_entries.options.async_configure(result["flow_id"], options_input())
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("field", "low", "high"),
+    [(CONF_SCAN_INTERVAL, 10, 86_400), (CONF_TEXT_LENGTH, 0, 8_000), (CONF_KEEP_DAYS, 1, 3_650)],
+)
+async def test_options_range_ends_are_accepted_and_translated(
+    hass: HomeAssistant, init_integration: MockConfigEntry, field: str, low: int, high: int
+) -> None:
+    """Both ends of each range are valid, and each error text names that range (en, es)."""
+    for value in (low, high):
+        result = await hass.config_entries.options.async_init(init_integration.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], options_input(**{field: value})
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert init_integration.options[field] == value
+        await hass.async_block_till_done()
+    translations = Path(__file__).parents[2] / "custom_components" / DOMAIN / "translations"
+    for language in ("en", "es"):
+        strings = json.loads((translations / f"{language}.json").read_text(encoding="utf-8"))
+        text = strings["options"]["error"][f"{field}_out_of_range"]
+        assert f" {low} " in text
+        assert f" {high}." in text
 
 
 async def test_options_delete_needs_archive(
