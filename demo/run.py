@@ -41,6 +41,7 @@ from demo.bootstrap import (
 from demo.content import ALARM_SUBJECT
 from demo.ha_api import HomeAssistantAPI
 from demo.mailserver import DEMO_PASSWORD, DEMO_USERNAME, MAX_MESSAGES, DemoMailServer
+from demo.smoke import smoke
 
 _LOGGER = logging.getLogger("demo")
 
@@ -469,6 +470,7 @@ async def check_steps(demo: Demo) -> None:
     if alarm is None or not alarm["attributes"].get("last_triggered"):
         raise RuntimeError(f"{ALARM_AUTOMATION} did not run for the alarm: {alarm}")
     print(f"check: {ALARM_AUTOMATION} ran at {alarm['attributes']['last_triggered']}")
+    await smoke(demo)
 
 
 async def check(demo: Demo) -> int:
