@@ -15,8 +15,10 @@ from homeassistant.const import (
     CONF_PORT,
     CONF_USERNAME,
     CONF_VERIFY_SSL,
+    MAJOR_VERSION,
+    MINOR_VERSION,
 )
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, UnknownFlow
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -209,9 +211,15 @@ async def test_user_flow_finished_during_login_aborts(
     result = await hass.config_entries.flow.async_configure(fast, user_input(pop3_server))
     assert result["type"] is FlowResultType.CREATE_ENTRY
 
-    result = await slow_result
-    assert result["type"] is FlowResultType.ABORT
-    assert result["reason"] == "already_configured"
+    # The new entry made Home Assistant drop the slow flow during its login. 2025.4 then
+    # raises UnknownFlow whatever the step returns; later releases pass our abort on.
+    if (MAJOR_VERSION, MINOR_VERSION) <= (2025, 4):
+        with pytest.raises(UnknownFlow):
+            await slow_result
+    else:
+        result = await slow_result
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "already_configured"
     assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
 
