@@ -162,8 +162,9 @@ def ensure_requirements(python: Path) -> float:
         return 0.0
     started = time.monotonic()
     print(
-        f"demo: installing {len(missing)} packages of the web UI and of the integrations Home "
-        "Assistant loads by default (first start only; about a minute)…",
+        f"demo: installing {len(missing)} package{'s' if len(missing) > 1 else ''} of the web UI "
+        "and of the integrations Home Assistant loads by default (first start only; about a "
+        "minute)…",
         flush=True,
     )
     constraints = Path(homeassistant.__file__).parent / "package_constraints.txt"
