@@ -168,7 +168,8 @@ def ensure_requirements(python: Path) -> float:
         flush=True,
     )
     constraints = Path(homeassistant.__file__).parent / "package_constraints.txt"
-    pip = [str(python), "-m", "pip", "install", "-q"]
+    # Python compiles what Home Assistant imports; compiling every file would take longer.
+    pip = [str(python), "-m", "pip", "install", "-q", "--no-compile"]
     failed = []
     for requirement in missing:
         command = [*pip, requirement]
