@@ -66,7 +66,11 @@ async def websocket(demo: Demo, commands: list[dict[str, Any]]) -> list[Any]:
     """Send `commands` over the WebSocket API (as the frontend does); their results."""
     url = demo.api.base_url.replace("http", "ws", 1) + "/api/websocket"
     results = []
-    async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+    timeout = aiohttp.ClientTimeout(total=WAIT_TIMEOUT)
+    async with (
+        aiohttp.ClientSession(timeout=timeout) as session,
+        session.ws_connect(url) as ws,
+    ):
         await ws.receive_json()  # auth_required
         await ws.send_json({"type": "auth", "access_token": demo.api.tokens["access_token"]})
         expect((await ws.receive_json())["type"] == "auth_ok", "WebSocket login failed")
