@@ -54,6 +54,10 @@ class HomeAssistantAPI:
         # Most answers are JSON; /api/template answers plain text.
         return json.loads(text) if is_json else text
 
+    def request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Any method on an API path with the access token, `body` sent as JSON; the answer."""
+        return self._request(method, path, body=body)
+
     def get(self, path: str) -> Any:
         """GET an API path with the access token; the decoded JSON."""
         return self._request("GET", path)

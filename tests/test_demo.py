@@ -42,8 +42,8 @@ from demo.bootstrap import (
     write_seed_files,
 )
 from demo.content import ALARM_SENDER, ALARM_SUBJECT, initial_messages
-from demo.mailserver import DemoMailServer
-from demo.run import errors_in_log
+from demo.mailserver import MAX_MESSAGES, DemoMailServer
+from demo.run import Demo, banner, errors_in_log, ready_message
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -271,8 +271,49 @@ def test_log_check_tells_missing_packages_from_real_errors(tmp_path: Path) -> No
             "'recorder': Unable to import component: No module named 'sqlalchemy'"
         ),
         "2026-11-27 08:00:04.000 ERROR (MainThread) [custom_components.pop3_mail] Unexpected",
+        (
+            "2026-11-27 08:00:05.000 WARNING (MainThread) [homeassistant.helpers.frame] Detected "
+            "that custom integration 'pop3_mail' calls a deprecated helper. This will stop "
+            "working in Home Assistant 2027.5"
+        ),
     ]
     log.write_text("\n".join(lines) + "\n")
     errors, unavailable = errors_in_log(log)
     assert errors == lines[3:]
     assert unavailable == lines[1:3]
+
+
+def test_alarm_notification_names_the_real_option() -> None:
+    """Without body text the notification says which option to raise, by its label in the UI."""
+    translations = ROOT / "custom_components" / DOMAIN / "translations" / "en.json"
+    label = json.loads(translations.read_text(encoding="utf-8"))["options"]["step"]["init"]["data"][
+        "text_length"
+    ]
+    automations = load_yaml(CONFIG_DIR / "automations.yaml")
+    alarm = next(item for item in automations if item["id"] == "pop3_mail_demo_alarm")
+    message = alarm["actions"][0]["data"]["message"]
+    assert f'raise the "{label}" option' in message
+
+
+def test_demo_mailbox_rolls_over_and_says_so() -> None:
+    """The mailbox keeps the newest MAX_MESSAGES; the banner tells the person watching."""
+    server = DemoMailServer(max_messages=len(initial_messages(dt_util.utcnow())) + 2)
+    uids = [server.deliver() for _ in range(5)]
+    assert len(server.pop3.mailbox) == server.max_messages
+    assert server.pop3.mailbox.uids()[-5:] == uids
+
+    demo = Demo(config_dir=CONFIG_DIR, http_port=8123, interval=30, scan_interval=10, quiet=True)
+    text = " ".join(banner(demo).split())
+    assert f"keeps the newest {MAX_MESSAGES} messages" in text
+    assert f"the count stays at {MAX_MESSAGES}" in text
+
+
+def test_ready_message_tells_install_time_apart() -> None:
+    """A first start names the one-time install and the total; later starts only the start."""
+    first = ready_message(4.6, 64.2, 58.9)
+    assert "4.6 s" in first
+    assert "64 s in all" in first
+    assert "59 s installing packages once" in first
+    later = ready_message(4.6, 4.7, 0.0)
+    assert "4.6 s" in later
+    assert "install" not in later

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, override
+from typing import TYPE_CHECKING, Any, Final, override
 
 from homeassistant.config_entries import (
     SOURCE_REAUTH,
@@ -114,19 +115,15 @@ STEP_RECONFIGURE_SCHEMA: Any = vol.Schema(
 )
 STEP_REAUTH_SCHEMA: Any = vol.Schema({vol.Required(CONF_PASSWORD): _PASSWORD_SELECTOR})
 
+# No min/max in the number selectors: Home Assistant would reject a value out of range with
+# an untranslated message naming no field; `range_errors` checks the ranges instead.
 OPTIONS_SCHEMA: Any = vol.Schema(
     {
         vol.Required(CONF_SCAN_INTERVAL, default=DEFAULT_SCAN_INTERVAL): NumberSelector(
-            NumberSelectorConfig(
-                min=MIN_SCAN_INTERVAL,
-                max=MAX_SCAN_INTERVAL,
-                step=1,
-                mode=NumberSelectorMode.BOX,
-                unit_of_measurement="s",
-            )
+            NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="s")
         ),
         vol.Required(CONF_TEXT_LENGTH, default=DEFAULT_TEXT_LENGTH): NumberSelector(
-            NumberSelectorConfig(min=0, max=MAX_TEXT_LENGTH, step=1, mode=NumberSelectorMode.BOX)
+            NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX)
         ),
         vol.Optional(CONF_ARCHIVE_FOLDER): TextSelector(),
         vol.Required(CONF_DELETE_POLICY, default=DEFAULT_DELETE_POLICY.value): SelectSelector(
@@ -137,16 +134,16 @@ OPTIONS_SCHEMA: Any = vol.Schema(
             )
         ),
         vol.Required(CONF_KEEP_DAYS, default=DEFAULT_KEEP_DAYS): NumberSelector(
-            NumberSelectorConfig(
-                min=MIN_KEEP_DAYS,
-                max=MAX_KEEP_DAYS,
-                step=1,
-                mode=NumberSelectorMode.BOX,
-                unit_of_measurement="d",
-            )
+            NumberSelectorConfig(step=1, mode=NumberSelectorMode.BOX, unit_of_measurement="d")
         ),
     }
 )
+# Each number option's range; out of it, the form shows the error `<key>_out_of_range`.
+OPTION_RANGES: Final = {
+    CONF_SCAN_INTERVAL: (MIN_SCAN_INTERVAL, MAX_SCAN_INTERVAL),
+    CONF_TEXT_LENGTH: (0, MAX_TEXT_LENGTH),
+    CONF_KEEP_DAYS: (MIN_KEEP_DAYS, MAX_KEEP_DAYS),
+}
 
 
 def mailbox_unique_id(data: Mapping[str, Any]) -> str:
@@ -229,9 +226,13 @@ class Pop3MailConfigFlow(AbstractOAuth2FlowHandler, domain=DOMAIN):
         errors: dict[str, str] = {}
         if user_input is not None:
             data = _clean_server_input(user_input)
-            await self.async_set_unique_id(mailbox_unique_id(data))
+            # A flow left open (the dialog closed after an error) must not block a new try
+            # for the same mailbox; the entry that gets created aborts the other flows.
+            await self.async_set_unique_id(mailbox_unique_id(data), raise_on_progress=False)
             self._abort_if_unique_id_configured()
             if not (errors := await async_try_login(data)):
+                # Another flow for this mailbox may have finished during the login.
+                self._abort_if_unique_id_configured()
                 return self.async_create_entry(title=mailbox_name(data), data=data)
         return self.async_show_form(
             step_id="password",
@@ -353,7 +354,7 @@ class Pop3MailOptionsFlow(OptionsFlow):
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Show the options and check the archive folder before saving them."""
         errors: dict[str, str] = {}
-        if user_input is not None:
+        if user_input is not None and not (errors := range_errors(user_input)):
             options = clean_options(user_input)
             errors = options_errors(options)
             folder: str | None = options.get(CONF_ARCHIVE_FOLDER)
@@ -389,6 +390,16 @@ def clean_options(user_input: Mapping[str, Any]) -> dict[str, Any]:
     if folder := str(user_input.get(CONF_ARCHIVE_FOLDER) or "").strip():
         options[CONF_ARCHIVE_FOLDER] = folder
     return options
+
+
+def range_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """Return the errors of number options outside their range, by field."""
+    return {
+        key: f"{key}_out_of_range"
+        for key, (low, high) in OPTION_RANGES.items()
+        # NaN and infinity (JSON allows them) are out of every range.
+        if not (math.isfinite(value := float(user_input[key])) and low <= value <= high)
+    }
 
 
 def options_errors(options: Mapping[str, Any]) -> dict[str, str]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
+import socket
 from typing import TYPE_CHECKING
 
 from homeassistant.const import CONF_HOST
@@ -16,24 +18,39 @@ if TYPE_CHECKING:
     from .coordinator import Pop3MailConfigEntry
 
 ISSUE_INSECURE_CONNECTION = "insecure_connection"
+_IPV4_CHARACTERS = frozenset("0123456789abcdefx.")
 
 
 def is_loopback_host(host: str) -> bool:
     """Tell whether `host` names this machine, so clear text never leaves it.
 
-    Only literal loopback addresses and the reserved ``localhost`` names (RFC 6761)
-    count: any other name could resolve anywhere.
+    Only loopback addresses, in any spelling the connection itself accepts (``127.1``,
+    ``0x7f.0.0.1``, ``::1``, ``::ffff:127.0.0.1``), and the reserved ``localhost`` names
+    (RFC 6761) count; nothing is looked up, since any other name could resolve anywhere.
     """
-    name = host.strip().rstrip(".").lower()
+    text = host.strip().lower()
+    name = text.rstrip(".")  # a fully qualified name; "127.0.0.1." is no address
     if name == "localhost" or name.endswith(".localhost"):
         return True
-    try:
-        address = ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
-    except ValueError:
+    address = _ip_address(text.removeprefix("[").removesuffix("]"))
+    if address is None:
         return False
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped.is_loopback
     return address.is_loopback
+
+
+def _ip_address(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address `text` spells, as the resolver reads it, or None for a host name."""
+    with contextlib.suppress(ValueError):
+        return ipaddress.ip_address(text)
+    # The short and numeric IPv4 forms (127.1, 2130706433, 0x7f.1, 0177.0.0.1) that
+    # inet_aton accepts, as the connection's resolver does; inet_aton also ignores anything
+    # after a space, which the resolver does not, so such text stays a (remote) name.
+    if text and set(text) <= _IPV4_CHARACTERS:
+        with contextlib.suppress(OSError):
+            return ipaddress.IPv4Address(socket.inet_aton(text))
+    return None
 
 
 def is_insecure_connection(security: str, host: str) -> bool:

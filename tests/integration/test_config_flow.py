@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from unittest.mock import patch
@@ -13,8 +15,10 @@ from homeassistant.const import (
     CONF_PORT,
     CONF_USERNAME,
     CONF_VERIFY_SSL,
+    MAJOR_VERSION,
+    MINOR_VERSION,
 )
-from homeassistant.data_entry_flow import FlowResultType
+from homeassistant.data_entry_flow import FlowResultType, UnknownFlow
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -27,7 +31,7 @@ from custom_components.pop3_mail.const import (
     CONF_TEXT_LENGTH,
     DOMAIN,
 )
-from tests.integration.conftest import PASSWORD, USERNAME
+from tests.integration.conftest import PASSWORD, USERNAME, login_faults
 from tests.servers.fake_pop3 import FakePOP3Server, Fault, delay
 
 if TYPE_CHECKING:
@@ -165,6 +169,58 @@ async def test_user_invalid_auth_then_recovers(
 
     result = await hass.config_entries.flow.async_configure(flow_id, user_input(pop3_server))
     assert result["type"] is FlowResultType.CREATE_ENTRY
+
+
+async def test_user_abandoned_flow_does_not_block_a_new_one(
+    hass: HomeAssistant, pop3_server: FakePOP3Server
+) -> None:
+    """A dialog closed after an error leaves its flow open; a new try still adds the mailbox."""
+    abandoned = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(
+        abandoned, user_input(pop3_server, **{CONF_PASSWORD: "wrong"})
+    )
+    assert result["errors"] == {"base": "invalid_auth"}
+
+    flow_id = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, user_input(pop3_server))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert result["result"].unique_id == "alice@127.0.0.1"
+    # The entry ends the flow that was left open, and a real duplicate still aborts.
+    assert hass.config_entries.flow.async_progress() == []
+    flow_id = await start_user_flow(hass)
+    result = await hass.config_entries.flow.async_configure(flow_id, user_input(pop3_server))
+    assert result["type"] is FlowResultType.ABORT
+    assert result["reason"] == "already_configured"
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
+
+
+async def test_user_flow_finished_during_login_aborts(
+    hass: HomeAssistant, pop3_server: FakePOP3Server
+) -> None:
+    """Two tries for one mailbox at once: the one whose login ends last adds no duplicate."""
+    slow = await start_user_flow(hass)
+    fast = await start_user_flow(hass)
+    slow_login = login_faults(delay(0.5))
+    pop3_server.faults.extend(slow_login)
+    slow_result = hass.async_create_task(
+        hass.config_entries.flow.async_configure(slow, user_input(pop3_server))
+    )
+    async with asyncio.timeout(10):
+        while not any(fault.fired for fault in slow_login):
+            await asyncio.sleep(0.01)
+    result = await hass.config_entries.flow.async_configure(fast, user_input(pop3_server))
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+
+    # The new entry made Home Assistant drop the slow flow during its login. 2025.4 then
+    # raises UnknownFlow whatever the step returns; later releases pass our abort on.
+    if (MAJOR_VERSION, MINOR_VERSION) <= (2025, 4):
+        with pytest.raises(UnknownFlow):
+            await slow_result
+    else:
+        result = await slow_result
+        assert result["type"] is FlowResultType.ABORT
+        assert result["reason"] == "already_configured"
+    assert len(hass.config_entries.async_entries(DOMAIN)) == 1
 
 
 async def test_user_cannot_connect(
@@ -454,6 +510,61 @@ async def test_options(
     }
     assert folder.is_dir()
     await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (CONF_SCAN_INTERVAL, 5.0),
+        (CONF_SCAN_INTERVAL, 86_401),
+        (CONF_SCAN_INTERVAL, float("nan")),
+        (CONF_TEXT_LENGTH, -1),
+        (CONF_TEXT_LENGTH, 8_001),
+        (CONF_TEXT_LENGTH, float("inf")),
+        (CONF_KEEP_DAYS, 0),
+        (CONF_KEEP_DAYS, 3_651),
+    ],
+)
+async def test_options_out_of_range(
+    hass: HomeAssistant, init_integration: MockConfigEntry, field: str, value: float
+) -> None:
+    """A number out of range is our translated error under its field; nothing is saved."""
+    before = dict(init_integration.options)
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], options_input(**{field: value})
+    )
+    assert result["type"] is FlowResultType.FORM
+    assert result["errors"] == {field: f"{field}_out_of_range"}
+    assert dict(init_integration.options) == before
+
+    result = await hass.config_entries.options.async_configure(result["flow_id"], options_input())
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+
+
+@pytest.mark.parametrize(
+    ("field", "low", "high"),
+    [(CONF_SCAN_INTERVAL, 10, 86_400), (CONF_TEXT_LENGTH, 0, 8_000), (CONF_KEEP_DAYS, 1, 3_650)],
+)
+async def test_options_range_ends_are_accepted_and_translated(
+    hass: HomeAssistant, init_integration: MockConfigEntry, field: str, low: int, high: int
+) -> None:
+    """Both ends of each range are valid, and each error text names that range (en, es)."""
+    for value in (low, high):
+        result = await hass.config_entries.options.async_init(init_integration.entry_id)
+        result = await hass.config_entries.options.async_configure(
+            result["flow_id"], options_input(**{field: value})
+        )
+        assert result["type"] is FlowResultType.CREATE_ENTRY
+        assert init_integration.options[field] == value
+        await hass.async_block_till_done()
+    translations = Path(__file__).parents[2] / "custom_components" / DOMAIN / "translations"
+    for language in ("en", "es"):
+        strings = json.loads((translations / f"{language}.json").read_text(encoding="utf-8"))
+        text = strings["options"]["error"][f"{field}_out_of_range"]
+        assert f" {low} " in text
+        assert f" {high}." in text
 
 
 async def test_options_delete_needs_archive(
