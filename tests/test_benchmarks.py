@@ -41,8 +41,12 @@ def test_bench_check_runs(dovecot: DovecotServer) -> None:
 
 
 def test_bench_state_runs(dovecot: DovecotServer) -> None:
-    """The state benchmark runs and meets its limits at a small size."""
-    result = _run("benchmarks.bench_state", "--size", "2000", "--repeat", "1")
+    """The state benchmark runs and meets its limits at a small size.
+
+    Its verdict is on medians: three runs, so one scheduler hiccup of a shared CI machine
+    (one run's stall) is not taken for the code's cost, while a real regression still fails.
+    """
+    result = _run("benchmarks.bench_state", "--size", "2000", "--repeat", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Overall: PASS" in result.stdout
 
