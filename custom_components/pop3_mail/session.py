@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME
-from homeassistant.util.ssl import client_context, client_context_no_verify
+from homeassistant.util.ssl import SSLCipherList, client_context, client_context_no_verify
 
 from .const import (
     COMMAND_TIMEOUT,
@@ -45,10 +45,13 @@ def ssl_context_for(verify_ssl: bool) -> ssl.SSLContext:
     """Return the TLS context for a connection.
 
     Home Assistant's shared contexts are built once at startup, so no certificate
-    store is read inside the event loop. Tests against a server with a test CA
+    store is read inside the event loop. The intermediate cipher list is the one the
+    POP3 client uses on its own (`pop3/tls.py`): the default list would still offer
+    static-RSA suites without forward secrecy. Tests against a server with a test CA
     replace this function.
     """
-    return client_context() if verify_ssl else client_context_no_verify()
+    ciphers = SSLCipherList.INTERMEDIATE
+    return client_context(ciphers) if verify_ssl else client_context_no_verify(ciphers)
 
 
 @asynccontextmanager

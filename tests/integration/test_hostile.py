@@ -1,0 +1,159 @@
+"""Issue 9's guarantees at the Home Assistant level: a hostile server drives a real entry.
+
+The server is `tests/servers/hostile.py`, which sends byte-exact scripts; the entry
+is set up as a user's would be, and the tests look only at what a user sees: bus
+events, entity availability, the retry interval, files on disk and the commands
+the server received.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, CONF_VERIFY_SSL
+import pytest
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.pop3_mail.const import CONF_SECURITY, DOMAIN, EVENT_NEW_MESSAGE
+from tests.servers.hostile import (
+    Expect,
+    HostileServer,
+    ReadUntilClosed,
+    Send,
+    StartTLS,
+    Step,
+    login_script,
+)
+
+if TYPE_CHECKING:
+    from homeassistant.core import HomeAssistant
+
+    from custom_components.pop3_mail.coordinator import Pop3MailCoordinator
+    from tests.servers.certs import TestPKI
+
+GREETING = b"+OK hostile\r\n"
+CAPA_STLS = b"+OK\r\nSTLS\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n"
+CAPA = b"+OK\r\nUSER\r\nTOP\r\nUIDL\r\n.\r\n"
+STLS_OK = b"+OK Begin TLS\r\n"
+
+
+def entry_for(server: HostileServer, security: str = "none", **options: Any) -> MockConfigEntry:
+    """A config entry of alice's mailbox on `server`."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"alice@{server.host}",
+        unique_id=f"alice@{server.host}",
+        data={
+            CONF_HOST: server.host,
+            CONF_PORT: server.port,
+            CONF_SECURITY: security,
+            CONF_USERNAME: "alice",
+            CONF_PASSWORD: "secret",
+            CONF_VERIFY_SSL: True,
+        },
+        options=options,
+    )
+
+
+async def set_up(hass: HomeAssistant, entry: MockConfigEntry) -> Pop3MailCoordinator:
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator: Pop3MailCoordinator = entry.runtime_data
+    assert coordinator.last_update_success
+    return coordinator
+
+
+async def check(hass: HomeAssistant, coordinator: Pop3MailCoordinator) -> None:
+    await coordinator.async_refresh()
+    await hass.async_block_till_done()
+
+
+def starttls_login(context: Any) -> list[Step]:
+    """Greeting, CAPA, STLS and an honest login over TLS."""
+    return [
+        Send(GREETING),
+        Expect(rb"CAPA"),
+        Send(CAPA_STLS),
+        Expect(rb"STLS"),
+        Send(STLS_OK),
+        StartTLS(context),
+        Expect(rb"CAPA"),
+        Send(CAPA),
+        Expect(rb"USER alice"),
+        Send(b"+OK\r\n"),
+        Expect(rb"PASS .*"),
+        Send(b"+OK\r\n"),
+    ]
+
+
+def empty_mailbox(login: list[Step]) -> list[Step]:
+    """A baseline check of an empty mailbox."""
+    return [
+        *login,
+        Expect(rb"STAT"),
+        Send(b"+OK 0 0\r\n"),
+        Expect(rb"UIDL"),
+        Send(b"+OK\r\n.\r\n"),
+        Expect(rb"QUIT"),
+        Send(b"+OK\r\n"),
+    ]
+
+
+def forgery_prefix() -> bytes:
+    """Greeting, CAPA and the STLS +OK, ending exactly at 64 KiB (the client's read size)."""
+    pad_line = b"X-PAD " + b"p" * 400 + b"\r\n"
+    head = GREETING + b"+OK\r\n"
+    tail = b"STLS\r\nUSER\r\n.\r\n" + STLS_OK
+    pad = 65536 - len(head) - len(tail)
+    filler = pad_line * (pad // len(pad_line))
+    filler += b"X-" + b"q" * (pad - len(filler) - 4) + b"\r\n"
+    prefix = head + filler + tail
+    assert len(prefix) == 65536
+    return prefix
+
+
+FORGED_TOP = b"From: alerts@alarm.example\r\nSubject: DISARM garage\r\nMessage-ID: <f@x>\r\n\r\n"
+# Plaintext the attacker wants taken for protected answers: CAPA, USER, PASS, STAT,
+# UIDL 1, LIST 1, TOP 1 0, QUIT: a complete check that announces one message.
+FORGED = (
+    CAPA
+    + b"+OK\r\n+OK\r\n+OK 1 120\r\n"
+    + b"+OK 1 forged-1\r\n+OK 1 120\r\n"
+    + b"+OK\r\n"
+    + FORGED_TOP
+    + b".\r\n"
+    + b"+OK\r\n"
+)
+
+
+async def test_starttls_forgery_fires_no_event(
+    hass: HomeAssistant, socket_enabled: None, test_pki: TestPKI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plaintext behind an STLS +OK at a 64 KiB boundary: no event, translated error, backoff."""
+    monkeypatch.setattr(
+        "custom_components.pop3_mail.session.ssl_context_for",
+        lambda verify_ssl: test_pki.client_context(),
+    )
+    events = async_capture_events(hass, EVENT_NEW_MESSAGE)
+    server_context = test_pki.server_context()
+    forged_session: list[Step] = [
+        Send(forgery_prefix() + FORGED),
+        Expect(rb"CAPA"),
+        Expect(rb"STLS"),
+        StartTLS(server_context),
+        ReadUntilClosed(),
+    ]
+    scripts = [empty_mailbox(starttls_login(server_context)), forged_session]
+    async with HostileServer(scripts=scripts) as server:
+        coordinator = await set_up(hass, entry_for(server, "starttls"))
+        await check(hass, coordinator)
+    assert events == []
+    assert b"STAT" not in server.received[1]
+    assert not coordinator.last_update_success
+    assert coordinator.update_interval == timedelta(seconds=120)
+    error = coordinator.last_exception
+    assert error is not None
+    assert getattr(error, "translation_key", None) == "protocol_error"
+    assert "alerts@alarm.example" not in str(coordinator.state)
