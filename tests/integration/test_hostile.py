@@ -9,13 +9,18 @@ the server received.
 from __future__ import annotations
 
 from datetime import timedelta
+import ssl
 from typing import TYPE_CHECKING, Any
 
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, CONF_VERIFY_SSL
+from homeassistant.util.ssl import SSL_CIPHER_LISTS, SSLCipherList
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.pop3_mail.const import CONF_SECURITY, DOMAIN, EVENT_NEW_MESSAGE
+from custom_components.pop3_mail.pop3.errors import POP3ProtocolError
+from custom_components.pop3_mail.pop3.tls import INTERMEDIATE_CIPHERS
+from custom_components.pop3_mail.session import ssl_context_for
 from tests.servers.hostile import (
     Expect,
     HostileServer,
@@ -157,3 +162,52 @@ async def test_starttls_forgery_fires_no_event(
     assert error is not None
     assert getattr(error, "translation_key", None) == "protocol_error"
     assert "alerts@alarm.example" not in str(coordinator.state)
+
+
+@pytest.mark.parametrize("verify_ssl", [True, False])
+def test_tls_contexts_offer_home_assistants_intermediate_ciphers(verify_ssl: bool) -> None:
+    """The contexts of Home Assistant sessions offer what the client offers on its own.
+
+    Home Assistant's default list also offers PSK and SRP suites; the client's policy
+    (`pop3/tls.py`) is the intermediate list, copied from Home Assistant's.
+    """
+    expected = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    expected.set_ciphers(INTERMEDIATE_CIPHERS)
+    offered = {cipher["name"] for cipher in ssl_context_for(verify_ssl).get_ciphers()}
+    assert offered == {cipher["name"] for cipher in expected.get_ciphers()}
+    assert INTERMEDIATE_CIPHERS == SSL_CIPHER_LISTS[SSLCipherList.INTERMEDIATE]
+
+
+async def test_absurd_numbers_fail_cleanly_and_an_honest_answer_works(
+    hass: HomeAssistant, socket_enabled: None
+) -> None:
+    """STAT 10^20, then `+OK 100000000 10`: typed errors, nothing saved; honest mail then works."""
+    events = async_capture_events(hass, EVENT_NEW_MESSAGE)
+    honest_top = b"From: bob@example.com\r\nSubject: hello\r\n\r\n"
+    scripts: list[list[Step]] = [
+        [*login_script(), Expect(rb"STAT"), Send(b"+OK 0 0\r\n"), Expect(rb"UIDL")]
+        + [Send(b"+OK\r\n.\r\n"), Expect(rb"QUIT"), Send(b"+OK\r\n")],
+        [*login_script(), Expect(rb"STAT"), Send(b"+OK 1 " + b"1" + b"0" * 20 + b"\r\n")]
+        + [ReadUntilClosed()],
+        [*login_script(), Expect(rb"STAT"), Send(b"+OK 100000000 10\r\n"), ReadUntilClosed()],
+        [*login_script(), Expect(rb"STAT"), Send(b"+OK 1 40\r\n"), Expect(rb"UIDL 1")]
+        + [Send(b"+OK 1 honest-1\r\n"), Expect(rb"LIST 1"), Send(b"+OK 1 40\r\n")]
+        + [Expect(rb"TOP 1 0"), Send(b"+OK\r\n" + honest_top + b".\r\n")]
+        + [Expect(rb"QUIT"), Send(b"+OK\r\n")],
+    ]
+    async with HostileServer(scripts=scripts) as server:
+        coordinator = await set_up(hass, entry_for(server))
+        baseline = coordinator.state
+        for interval in (120, 240):
+            await check(hass, coordinator)
+            assert not coordinator.last_update_success
+            assert getattr(coordinator.last_exception, "translation_key", None) == "protocol_error"
+            assert isinstance(coordinator.last_exception.__cause__, POP3ProtocolError)
+            assert coordinator.update_interval == timedelta(seconds=interval)
+            assert coordinator.state == baseline
+        await check(hass, coordinator)
+    assert server.failures == []
+    assert coordinator.last_update_success
+    assert [event.data["uid"] for event in events] == ["honest-1"]
+    assert coordinator.state.messages == 1
+    assert coordinator.update_interval == timedelta(seconds=60)
