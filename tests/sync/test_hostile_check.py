@@ -33,8 +33,10 @@ BUDGET = 128 * 2**20
 MAX_STALL = 0.05
 
 NUMBERS = st.sampled_from(
-    [b"0", b"1", b"2", b"3", b"-1", b"00", b"18446744073709551615", b"18446744073709551616"]
-    + [b"100000000", b"1" + b"0" * 20, b"1" + b"0" * 300, b"x", b""]
+    [
+        *(b"0", b"1", b"2", b"3", b"-1", b"00", b"18446744073709551615", b"18446744073709551616"),
+        *(b"100000000", b"1" + b"0" * 20, b"1" + b"0" * 300, b"x", b""),
+    ]
 )
 UIDS = st.sampled_from([b"u1", b"u2", b"u3", b"u" * 70, b"u" * 71, b"caf\xc3\xa9", b""])
 GARBAGE = st.binary(max_size=64).map(lambda data: data.replace(b"\n", b" ") + b"\r\n")
@@ -60,9 +62,7 @@ def answers(draw: st.DrawFn) -> bytes:
         case "pair":
             return b"+OK " + draw(NUMBERS) + b" " + draw(UIDS) + b"\r\n"
         case "list":
-            lines = draw(
-                st.lists(st.tuples(NUMBERS, st.one_of(NUMBERS, UIDS)), max_size=5)
-            )
+            lines = draw(st.lists(st.tuples(NUMBERS, st.one_of(NUMBERS, UIDS)), max_size=5))
             return b"+OK\r\n" + b"".join(n + b" " + v + b"\r\n" for n, v in lines) + b".\r\n"
         case "top":
             return b"+OK\r\n" + draw(HEADERS) + b".\r\n"
