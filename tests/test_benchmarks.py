@@ -82,3 +82,20 @@ def test_bench_disk_runs() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "| unchanged " in result.stdout
     assert "| 0 B (0 writes)" in result.stdout
+
+
+def test_bench_hostile_runs() -> None:
+    """The hostile-corpus benchmark runs every case (this tree only, tiny inputs)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_hostile", "--scale", "0.001", "--no-before"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    for case in ("bare_lf_top", "stat_1e8", "base64_junk", "unclosed_html", "headers_300k"):
+        assert f"| {case} | " in result.stdout
+    assert "(cut)" not in result.stdout
