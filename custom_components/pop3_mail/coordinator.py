@@ -39,6 +39,7 @@ from .errors import update_error
 from .models import CheckFigures, MailboxData, mailbox_data
 from .oauth import EntryTokens, is_oauth_entry
 from .pop3.errors import POP3Error
+from .repairs import async_delete_check_too_large, async_report_check
 from .session import mailbox_name, open_session
 from .store import MailboxStore
 from .sync import state as mailbox_state
@@ -249,8 +250,10 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         except POP3Error as error:
             self._failures += 1
             self.update_interval = backoff_interval(self._base_interval(), self._failures)
+            async_report_check(self.hass, self.config_entry, error)
             raise update_error(error, self.mailbox) from error
 
+        async_report_check(self.hass, self.config_entry, None)
         self._async_schedule_save()
         self._failures = 0
         self.update_interval = self._base_interval()
@@ -401,4 +404,5 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         await super().async_shutdown()
         # A folder that still fails is reported again by the next archive run after setup.
         ir.async_delete_issue(self.hass, DOMAIN, archive_issue_id(self.config_entry.entry_id))
+        async_delete_check_too_large(self.hass, self.config_entry.entry_id)
         await self._store.async_flush()

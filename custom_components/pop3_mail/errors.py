@@ -15,6 +15,7 @@ from homeassistant.helpers.update_coordinator import UpdateFailed
 from .const import DOMAIN
 from .oauth import TokenRejectedError, TokenUnavailableError
 from .pop3.errors import (
+    POP3AnswerTooLargeError,
     POP3AuthError,
     POP3ConnectionError,
     POP3Error,
@@ -62,6 +63,7 @@ ERROR_KEYS: tuple[tuple[type[POP3Error], ErrorKeys], ...] = (
     (POP3TLSError, ErrorKeys("tls_error", "tls_error", "ssl_error")),
     (POP3TimeoutError, ErrorKeys("timeout", "timeout", "timeout")),
     (POP3ConnectionError, ErrorKeys("cannot_connect", "cannot_connect", "cannot_connect")),
+    (POP3AnswerTooLargeError, ErrorKeys("answer_too_large", "protocol_error", "cannot_connect")),
     (POP3ProtocolError, ErrorKeys("protocol_error", "protocol_error", "cannot_connect")),
 )
 UNKNOWN_ERROR_KEYS = ErrorKeys("unknown_error", "action_unknown_error", "cannot_connect")

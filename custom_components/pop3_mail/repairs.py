@@ -1,4 +1,4 @@
-"""Repair issues of POP3 Mail: a password sent in clear text over the network."""
+"""Repair issues of POP3 Mail: a password sent in clear text, a check past its memory budget."""
 
 from __future__ import annotations
 
@@ -11,13 +11,14 @@ from homeassistant.const import CONF_HOST
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import issue_registry as ir
 
-from .const import CONF_SECURITY, DOMAIN
-from .pop3 import Security
+from .const import CONF_SECURITY, DOMAIN, LOGGER
+from .pop3 import POP3AnswerTooLargeError, POP3Error, Security
 
 if TYPE_CHECKING:
     from .coordinator import Pop3MailConfigEntry
 
 ISSUE_INSECURE_CONNECTION = "insecure_connection"
+ISSUE_CHECK_TOO_LARGE = "check_too_large"
 _IPV4_CHARACTERS = frozenset("0123456789abcdefx.")
 
 
@@ -91,3 +92,50 @@ def async_check_insecure_connection(hass: HomeAssistant, entry: Pop3MailConfigEn
 def async_delete_insecure_connection(hass: HomeAssistant, entry_id: str) -> None:
     """Delete the `insecure_connection` issue of an entry that is unloaded or removed."""
     ir.async_delete_issue(hass, DOMAIN, insecure_connection_issue_id(entry_id))
+
+
+def check_too_large_issue_id(entry_id: str) -> str:
+    """Return the issue id of the check-too-large issue of one entry."""
+    return f"{ISSUE_CHECK_TOO_LARGE}_{entry_id}"
+
+
+@callback
+def async_report_check(
+    hass: HomeAssistant, entry: Pop3MailConfigEntry, error: POP3Error | None
+) -> None:
+    """Keep the `check_too_large` issue in step with a check that ended with `error`.
+
+    An answer past a check's memory budget fails every check until the message
+    behind it is gone, so the person has to act: the issue says what to do. It is
+    removed by the next check that succeeds (`error` None), not by a check that
+    failed for another reason (the message may still be there), nor on unload
+    (`async_delete_check_too_large`).
+    """
+    issue_id = check_too_large_issue_id(entry.entry_id)
+    if error is None:
+        ir.async_delete_issue(hass, DOMAIN, issue_id)
+        return
+    if not isinstance(error, POP3AnswerTooLargeError):
+        return
+    LOGGER.warning(
+        "Checking %s failed: the server sent an answer larger than a check may hold "
+        "(%s); retrying with backoff until that message is removed from the server",
+        entry.title,
+        error,
+    )
+    ir.async_create_issue(
+        hass,
+        DOMAIN,
+        issue_id,
+        is_fixable=False,
+        is_persistent=False,
+        severity=ir.IssueSeverity.ERROR,
+        translation_key=ISSUE_CHECK_TOO_LARGE,
+        translation_placeholders={"mailbox": entry.title, "error": str(error)},
+    )
+
+
+@callback
+def async_delete_check_too_large(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete the `check_too_large` issue of an entry that is unloaded or removed."""
+    ir.async_delete_issue(hass, DOMAIN, check_too_large_issue_id(entry_id))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiofiles.threadpool.binary
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, CONF_VERIFY_SSL
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.ssl import SSL_CIPHER_LISTS, SSLCipherList
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
@@ -362,3 +363,44 @@ def fail_writes(monkeypatch: pytest.MonkeyPatch) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(aiofiles.threadpool.binary.AsyncBufferedIOBase, "write", write)
+
+
+async def test_an_answer_past_the_budget_fails_with_a_repair_issue(
+    hass: HomeAssistant,
+    socket_enabled: None,
+    issue_registry: ir.IssueRegistry,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A TOP answer past the check's cap: clear log, translated issue, backoff; gone on success."""
+    # The cap of one answer in a check (4 MiB), made small so the test sends kilobytes.
+    monkeypatch.setattr("custom_components.pop3_mail.sync.check.CHECK_ANSWER_LIMIT", 4096)
+    huge = b"X-Junk: " + b"j" * 8000 + b"\r\n\r\n"
+    new_mail = [*login_script(), Expect(rb"STAT"), Send(b"+OK 1 9000\r\n"), Expect(rb"UIDL 1")]
+    new_mail += [Send(b"+OK 1 big-1\r\n"), Expect(rb"LIST 1"), Send(b"+OK 1 9000\r\n")]
+    new_mail += [Expect(rb"TOP 1 0"), Send(b"+OK\r\n" + huge + b".\r\n"), ReadUntilClosed()]
+    gone = [*login_script(), Expect(rb"STAT"), Send(b"+OK 0 0\r\n"), Expect(rb"QUIT")]
+    gone += [Send(b"+OK\r\n")]
+    events = async_capture_events(hass, EVENT_NEW_MESSAGE)
+    async with HostileServer(scripts=[first_sessions()[0], new_mail, new_mail, gone]) as server:
+        entry = entry_for(server)
+        coordinator = await set_up(hass, entry)
+        issue_id = f"check_too_large_{entry.entry_id}"
+        for interval in (120, 240):
+            await check(hass, coordinator)
+            assert not coordinator.last_update_success
+            assert coordinator.update_interval == timedelta(seconds=interval)
+            error = coordinator.last_exception
+            assert error is not None
+            assert getattr(error, "translation_key", None) == "answer_too_large"
+            issue = issue_registry.async_get_issue(DOMAIN, issue_id)
+            assert issue is not None
+            assert issue.translation_key == "check_too_large"
+            assert issue.translation_placeholders is not None
+            assert issue.translation_placeholders["mailbox"] == entry.title
+        assert "larger than a check may hold" in caplog.text
+        await check(hass, coordinator)
+    assert server.failures == []
+    assert coordinator.last_update_success
+    assert events == []
+    assert issue_registry.async_get_issue(DOMAIN, issue_id) is None

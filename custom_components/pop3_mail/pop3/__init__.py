@@ -13,6 +13,7 @@ transport around it all). See README.md.
 
 from .client import PORT_PLAIN, PORT_SSL, POP3Session, Security, SessionStats, connect
 from .errors import (
+    POP3AnswerTooLargeError,
     POP3AuthError,
     POP3ConnectionError,
     POP3Error,
@@ -54,6 +55,7 @@ __all__ = [
     "Dele",
     "List",
     "Noop",
+    "POP3AnswerTooLargeError",
     "POP3AuthError",
     "POP3ConnectionError",
     "POP3Error",

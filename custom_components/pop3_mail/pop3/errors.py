@@ -36,6 +36,10 @@ class POP3ProtocolError(POP3Error):
     """The server broke the protocol, or one response was larger than allowed."""
 
 
+class POP3AnswerTooLargeError(POP3ProtocolError):
+    """One answer was larger than the session (or a check's memory budget) allows."""
+
+
 #: The h11 name: the remote side broke the protocol.
 POP3RemoteProtocolError = POP3ProtocolError
 

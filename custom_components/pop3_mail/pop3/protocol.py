@@ -32,7 +32,12 @@ from enum import StrEnum
 import io
 from typing import Final, NoReturn
 
-from .errors import POP3ConnectionError, POP3LocalProtocolError, POP3ProtocolError
+from .errors import (
+    POP3AnswerTooLargeError,
+    POP3ConnectionError,
+    POP3LocalProtocolError,
+    POP3ProtocolError,
+)
 from .events import (
     NEED_DATA,
     Apop,
@@ -352,7 +357,7 @@ class POP3Protocol:
 
     def _check_size(self, size: int) -> None:
         if size > self.max_response_bytes:
-            raise POP3ProtocolError(
+            raise POP3AnswerTooLargeError(
                 f"An answer of the server is larger than {self.max_response_bytes} bytes"
             )
 
