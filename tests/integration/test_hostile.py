@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import aiofiles.threadpool.binary
 from homeassistant.const import CONF_HOST, CONF_PASSWORD, CONF_PORT, CONF_USERNAME, CONF_VERIFY_SSL
-from homeassistant.helpers import issue_registry as ir
 from homeassistant.util.ssl import SSL_CIPHER_LISTS, SSLCipherList
 import pytest
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
@@ -47,6 +46,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from homeassistant.core import HomeAssistant
+    from homeassistant.helpers import issue_registry as ir
 
     from custom_components.pop3_mail.coordinator import Pop3MailCoordinator
     from tests.servers.certs import TestPKI
