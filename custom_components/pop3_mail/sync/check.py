@@ -108,7 +108,11 @@ from enum import Enum, auto
 from itertools import compress, filterfalse
 from typing import TYPE_CHECKING, Final, cast
 
-from custom_components.pop3_mail.pop3.errors import POP3ProtocolError, POP3ResponseError
+from custom_components.pop3_mail.pop3.errors import (
+    POP3AnswerTooLargeError,
+    POP3ProtocolError,
+    POP3ResponseError,
+)
 from custom_components.pop3_mail.pop3.requests import (
     List,
     Request,
@@ -599,7 +603,7 @@ class MailboxCheck:
                     entry = self._fetched.setdefault(number, _Fetched())
                     raw = result if isinstance(result, bytes) else b""
                     if len(raw) > self._answer_limit:
-                        raise POP3ProtocolError(
+                        raise POP3AnswerTooLargeError(
                             f"TOP {number} answered {len(raw)} octets, more than the "
                             f"{self._answer_limit} a check session allows"
                         )
