@@ -92,7 +92,10 @@ async def _check(host: str, port: int, state: MailboxState) -> CheckOutcome:
     ) as session:
         checker = mailbox_state.new_check(state, top_lines=0)
         requests = checker.first_requests()
+        whole = session.max_response_bytes
         while requests:
+            # As the coordinator: rounds of TOPs under the check's cap, so the budget holds.
+            session.max_response_bytes = checker.answer_limit or whole
             requests = checker.feed(await session.pipeline(requests))
         return checker.outcome()
 
