@@ -235,7 +235,7 @@ def run_case(tree: Path, case: str, scale: float, cap: float) -> dict[str, Any] 
 
 def _fmt(run: dict[str, Any] | None, key: str, cap: float) -> str:
     if run is None:
-        return f"> {cap:g} s (cut)"
+        return "cut" if key == "peak" else f"> {cap:g} s (cut)"
     value = run[key]
     if value is None:
         return "-"
