@@ -265,7 +265,7 @@ async def test_tops_are_capped_for_the_budget_but_the_full_list_is_not(
     pop3_server.mailbox.add(mail(500, extra_headers="X-Pad: " + "p" * 4000 + "\r\n"))
     coordinator = await refresh(hass, init_integration)
     assert not coordinator.last_update_success
-    assert getattr(coordinator.last_exception, "translation_key", None) == "protocol_error"
+    assert getattr(coordinator.last_exception, "translation_key", None) == "answer_too_large"
     assert len(events) == 400
 
 
