@@ -4,7 +4,9 @@ Starts the demo headless (like `scripts/demo --check`: a temporary copy of confi
 a free port), delivers a few messages, then drives the system's Chromium with
 Playwright (install it yourself: `.venv/bin/pip install playwright`; the browser is
 `/usr/bin/chromium` from Debian's `chromium` package, CHROMIUM=path overrides) and
-writes docs/config_flow.png, docs/device.png, docs/dashboard.png and
+writes docs/config_flow.png (the first step: password or Microsoft), docs/microsoft.png
+(Sign in with Microsoft up to the external step), docs/device.png, docs/watch.png (the
+Alarm watch's device), docs/dashboard.png (with the watches card) and
 docs/notification.png.
 """
 
@@ -19,6 +21,7 @@ import tempfile
 import time
 from typing import TYPE_CHECKING
 
+from custom_components.pop3_mail.oauth import MICROSOFT_AUTHORIZE_URL
 from demo.bootstrap import ROOT
 from demo.run import DEFAULT_INTERVAL, Demo, free_port, scratch_config, wait_for_mail
 
@@ -65,31 +68,69 @@ async def _shoot(page: Page, name: str) -> None:
     print(f"screenshots: wrote {path.relative_to(ROOT)}")
 
 
-async def config_flow(page: Page, base: str) -> None:
-    """The first step of adding a mailbox, filled in as for Gmail."""
-    # Tall enough for the whole form, down to the certificate switch.
-    await page.set_viewport_size({"width": VIEWPORT["width"], "height": 1000})
+async def _start_flow(page: Page, base: str) -> None:
+    """Open "Add integration → POP3 Mail" and wait for its first step, the menu."""
     await page.goto(f"{base}/config/integrations/dashboard/add?domain=pop3_mail")
-    form = page.locator("dialog-data-entry-flow ha-form")
+    menu = page.get_by_text("Sign in with Microsoft", exact=False)
     # Newer releases ask "Do you want to set up POP3 Mail?" before the flow starts.
     confirm = page.get_by_role("button", name="OK", exact=True)
-    await form.or_(confirm).first.wait_for(timeout=60_000)
+    await menu.or_(confirm).first.wait_for(timeout=60_000)
     if await confirm.is_visible():
         await confirm.click()
-    await form.wait_for(timeout=60_000)
-    # The text fields in form order: host, username, password.
-    texts = form.locator("ha-selector-text input")
-    await texts.nth(0).fill("pop.gmail.com")
-    await texts.nth(1).fill("recent:you@gmail.com")
-    await texts.nth(2).fill("abcd efgh ijkl mnop")
+    await menu.first.wait_for(timeout=60_000)
+
+
+async def config_flow(page: Page, base: str) -> None:
+    """The first step of adding a mailbox: the menu, password or Microsoft."""
+    await _start_flow(page, base)
     await page.wait_for_timeout(SETTLE_MS)
     await _shoot(page, "config_flow.png")
+
+
+async def microsoft(page: Page, base: str) -> None:
+    """Sign in with Microsoft, as far as it goes offline: the step that opens Microsoft.
+
+    A demo application credential (made-up client ID and secret, added through the
+    frontend's own websocket connection) lets the flow reach its external step; the
+    browser's attempt to open login.microsoftonline.com fails offline and is ignored.
+    """
+    await page.evaluate(
+        """() => document.querySelector("home-assistant").hass.callWS({
+            type: "application_credentials/create",
+            domain: "pop3_mail",
+            client_id: "00000000-0000-0000-0000-000000000000",
+            client_secret: "demo-secret",
+            name: "Demo Entra app",
+        })"""
+    )
+    await _start_flow(page, base)
+    # The external step opens Microsoft in a new window; offline that load only fails,
+    # but its request proves the flow really got as far as Microsoft's sign-in page.
+    async with page.context.expect_event(
+        "request",
+        lambda request: request.url.startswith(MICROSOFT_AUTHORIZE_URL),
+        timeout=60_000,
+    ):
+        await page.get_by_text("Sign in with Microsoft", exact=False).first.click()
+    await page.locator("step-flow-external").wait_for(timeout=60_000)
+    for other in page.context.pages:
+        if other is not page:
+            await other.close()
+    await page.bring_to_front()
+    await page.wait_for_timeout(SETTLE_MS)
+    await _shoot(page, "microsoft.png")
 
 
 async def device(page: Page, base: str, device_id: str) -> None:
     """The demo mailbox's device page: sensors, event, button."""
     await _open(page, f"{base}/config/devices/device/{device_id}", "ha-config-device-page")
     await _shoot(page, "device.png")
+
+
+async def watch(page: Page, base: str, device_id: str) -> None:
+    """A watch's device page: its unread count, last message and event."""
+    await _open(page, f"{base}/config/devices/device/{device_id}", "ha-config-device-page")
+    await _shoot(page, "watch.png")
 
 
 async def dashboard(page: Page, base: str) -> None:
@@ -108,6 +149,16 @@ async def notification(page: Page) -> None:
     await _shoot(page, "notification.png")
 
 
+async def _device_id(demo: Demo, entity_id: str) -> str:
+    """The device of an entity, asked through a template."""
+    answer = await asyncio.to_thread(
+        demo.api.post,
+        "/api/template",
+        {"template": f"{{{{ device_id({entity_id!r}) }}}}"},
+    )
+    return str(answer).strip()
+
+
 async def take(demo: Demo) -> None:
     """Start the demo, let mail arrive, take every screenshot, stop."""
     from playwright.async_api import async_playwright  # noqa: PLC0415
@@ -120,11 +171,8 @@ async def take(demo: Demo) -> None:
         count += 1
         await wait_for_mail(demo, count, uid)
     sensor = demo.entity("sensor", "messages")
-    device_id = await asyncio.to_thread(
-        demo.api.post,
-        "/api/template",
-        {"template": f"{{{{ device_id({sensor!r}) }}}}"},
-    )
+    device_id = await _device_id(demo, sensor)
+    watch_id = await _device_id(demo, "sensor.alarm_unread")
     base = demo.api.base_url
     chromium = os.environ.get("CHROMIUM", "/usr/bin/chromium")
     with tempfile.TemporaryDirectory(prefix="pop3_mail_chromium_") as profile:
@@ -142,8 +190,10 @@ async def take(demo: Demo) -> None:
             page = await context.new_page()
             await dashboard(page, base)
             await notification(page)
-            await device(page, base, str(device_id).strip())
+            await device(page, base, device_id)
+            await watch(page, base, watch_id)
             await config_flow(page, base)
+            await microsoft(page, base)
             await context.close()
 
 
