@@ -189,7 +189,8 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
 
         `freed_bytes`, the LIST sizes of the deleted messages, keeps the size exact.
         """
-        self._set_state(mailbox_state.forget(self._state, uids, freed_bytes=freed_bytes))
+        state = mailbox_state.forget(self._state, uids, freed_bytes=freed_bytes)
+        self._set_state(self.watch_index.settle(state))
 
     @override
     async def _async_setup(self) -> None:
@@ -205,6 +206,11 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
             if stored is not None:
                 self._state = stored
         await self.watch_index.async_index(self.hass, self._state.summaries)
+        settled = self.watch_index.settle(self._state)
+        if settled is not self._state:
+            self._state = settled
+            if settled.initialised:
+                self._async_schedule_save()
         # Options changes reload the entry, so this sees the archive folder set or removed.
         self._set_archive_baseline()
 
@@ -244,8 +250,11 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
                         lambda: describe_outcome(outcome, text_length=text_length)
                     )
                 summaries = await self.watch_index.async_summarise(self.hass, announcements)
-                self._state = mailbox_state.apply(
-                    self._state, outcome, last_message=last_message, summaries=summaries
+                self._state = self.watch_index.settle(
+                    mailbox_state.apply(
+                        self._state, outcome, last_message=last_message, summaries=summaries
+                    ),
+                    summaries,
                 )
         except POP3Error as error:
             self._failures += 1
@@ -278,7 +287,7 @@ class Pop3MailCoordinator(DataUpdateCoordinator[MailboxData]):
         if turn is None:
             return False
         if turn.state is not self._state:
-            self._state = turn.state
+            self._state = self.watch_index.settle(turn.state)
             self._async_schedule_save()
         return turn.logged_in
 

@@ -7,11 +7,12 @@ Two Home Assistant `Store` files per entry:
   An unchanged check writes nothing; a 100,000-message mailbox is ~2.6 MB a write.
 - a journal (`pop3_mail.<entry_id>.journal`): what happened since that full write
   that must survive a crash, as a list of operations (`["announced", uid, ...]`,
-  `["summaries", rows]` for the watches, `["read", uid]`, `["read_all"]`), written at
+  `["summaries", rows]` and `["watch_last", {watch_id: row}]` for the watches,
+  `["read", uid]`, `["read_all"]`), written at
   once after each announcement or read mark; its size grows with the mail of one
   save delay, not with the mailbox. It is removed when the full state that covers it
   is written, and replayed by `async_load` (announced uids become known and unread,
-  with their summaries; read marks are applied).
+  with their summaries; the watches' last messages are restored; read marks are applied).
   Each full write bumps a generation number kept beside the state (key `journal`);
   a journal is replayed only onto the full state of its own generation, so one left
   behind by a crash between the two writes (or a late write) is never replayed twice.
@@ -37,7 +38,15 @@ from homeassistant.helpers.event import async_call_later
 from homeassistant.helpers.storage import Store
 
 from .const import DOMAIN
-from .sync.state import MailboxState, StateFormatError, from_dict, to_dict, upgrade
+from .sync.state import (
+    MailboxState,
+    StateFormatError,
+    from_dict,
+    to_dict,
+    upgrade,
+    watch_last_from_json,
+    watch_last_to_json,
+)
 from .sync.watches import summaries_from_json, summaries_to_json
 
 if TYPE_CHECKING:
@@ -84,6 +93,7 @@ def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
     added: list[str] = []
     unread = set(state.unread)
     summaries = dict(state.summaries)
+    watch_last = state.watch_last
     for operation in operations:
         match operation:
             case ["announced", *uids]:
@@ -98,11 +108,20 @@ def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
                 found = summaries_from_json(rows, frozenset(unread))
                 for uid, summary in (found or {}).items():
                     summaries.setdefault(uid, summary)
+            case ["watch_last", dict(rows)]:
+                # Each carries every watch's entry at the time: the last one is the newest.
+                if (found_last := watch_last_from_json(rows)) is not None:
+                    watch_last = found_last
             case ["read", str(uid)]:
                 unread.discard(uid)
             case ["read_all"]:
                 unread.clear()
-    if not added and unread == state.unread and summaries.keys() == state.summaries.keys():
+    if (
+        not added
+        and unread == state.unread
+        and summaries.keys() == state.summaries.keys()
+        and watch_last == state.watch_last
+    ):
         return state
     return replace(
         state,
@@ -110,6 +129,7 @@ def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
         unread=frozenset(unread),
         # A summary is kept only while its message is unread (`sync/state.py`).
         summaries={uid: summary for uid, summary in summaries.items() if uid in unread},
+        watch_last=watch_last,
     )
 
 
@@ -196,15 +216,30 @@ class MailboxStore:
             return
         operations: list[list[Any]] = [["announced", *uids]]
         if self._state_fn is not None:
-            known = self._state_fn().summaries
+            state = self._state_fn()
+            known = state.summaries
             summaries = {uid: known[uid] for uid in uids if uid in known}
             if summaries:
                 operations.append(["summaries", summaries_to_json(summaries)])
+            operations.extend(self._watch_last_operation(state))
         await self._async_journal(*operations)
 
     async def async_note_read(self, uid: str | None) -> None:
         """Journal a read mark (`uid` None: every message)."""
-        await self._async_journal(["read_all"] if uid is None else ["read", uid])
+        operations: list[list[Any]] = [["read_all"] if uid is None else ["read", uid]]
+        if self._state_fn is not None:
+            # A watch's last message may not be in the full file yet (a watch added at
+            # this start): once its summary is read away, only this entry keeps it.
+            operations.extend(self._watch_last_operation(self._state_fn()))
+        await self._async_journal(*operations)
+
+    def _watch_last_operation(self, state: MailboxState) -> list[list[Any]]:
+        """The journal operation of the watches' last messages, when they differ from the file."""
+        if self._saved is not None and state.watch_last == self._saved.watch_last:
+            return []
+        if self._saved is None and not state.watch_last:
+            return []
+        return [["watch_last", watch_last_to_json(state.watch_last)]]
 
     async def _async_journal(self, *operations: list[Any]) -> None:
         self._operations.extend(operations)

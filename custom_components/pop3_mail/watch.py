@@ -167,24 +167,26 @@ class WatchUnreadSensor(Pop3MailWatchEntity, SensorEntity):
 
 
 class WatchLastMessageSensor(Pop3MailWatchEntity, SensorEntity):
-    """When the newest unread message the watch matches was sent."""
+    """When the newest message the watch matched was sent, read or not.
+
+    Like the mailbox's `last_message`: it stays while its message is on the server.
+    """
 
     @property
     def native_value(self) -> datetime | None:
-        """Return the Date of the newest unread match, None when there is none."""
-        last = self.coordinator.watch_status(self.watch.watch_id).last
+        """Return the Date of the watch's last message, None when it has none."""
+        last = self.coordinator.state.watch_last.get(self.watch.key)
         if last is None or last.date is None:
             return None
         return dt_util.parse_datetime(last.date)
 
     @property
     def extra_state_attributes(self) -> Mapping[str, Any]:
-        """Return who sent the newest unread match, its subject and uid."""
-        status = self.coordinator.watch_status(self.watch.watch_id)
-        last = status.last
+        """Return who sent the watch's last message, its subject and uid."""
+        last = self.coordinator.state.watch_last.get(self.watch.key)
         if last is None:
             return {"sender": None, "subject": None, "uid": None}
-        return {"sender": last.sender, "subject": last.subject, "uid": status.last_uid}
+        return {"sender": last.sender, "subject": last.subject, "uid": last.uid}
 
 
 class WatchMessageEvent(Pop3MailWatchEntity, EventEntity):

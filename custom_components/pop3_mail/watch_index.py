@@ -1,8 +1,12 @@
-"""The watches of one mailbox, and which unread messages each one matches.
+"""The watches of one mailbox, which unread messages each one matches, and its last message.
 
 The coordinator keeps one `WatchIndex`; matching many messages is CPU work, so it
 runs in the executor (at setup over every unread message, after a check over the
 new ones), and the entities count from the matches it keeps.
+
+Each watch's last message lives in the state (`MailboxState.watch_last`), so it
+outlives the reading of that message; `settle` keeps it right after every change
+that adds mail or removes mail from the server (see its docstring).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .const import CONF_WATCH_NAME, CONF_WATCH_SENDER, CONF_WATCH_SUBJECT, SUBENTRY_WATCH
+from .sync.state import LastMessage, MailboxState, set_watch_last
 from .sync.watches import (
     MessageSummary,
     Watch,
@@ -100,3 +105,35 @@ class WatchIndex:
             self._statuses = watch_statuses(self.watches, summaries, self._matches)
             self._counted = summaries
         return self._statuses.get(watch_id, WatchStatus())
+
+    def settle(
+        self, state: MailboxState, new: Mapping[str, MessageSummary] | None = None
+    ) -> MailboxState:
+        """`state` with each watch's last message right; the same state when nothing changes.
+
+        The newest of the `new` messages (a check's, in arrival order) a watch matches
+        becomes its last message. A watch without one (added after its mail arrived, or
+        whose last message left the server) takes its newest unread match. Run after
+        every change that adds or removes mail, never on a read: then every watch with
+        an unread match has an entry before the read, and reading leaves it alone.
+        """
+        lasts: dict[str, LastMessage] = {}
+        if new:
+            # Only the new mail the state kept as unread: baseline mail is not "arriving".
+            arrived = {uid: summary for uid, summary in new.items() if uid in state.summaries}
+            statuses = watch_statuses(self.watches, arrived, self._matches)
+            for watch in self.watches:
+                status = statuses[watch.watch_id]
+                if status.last is not None and status.last_uid is not None:
+                    lasts[watch.key] = _last_message(status.last_uid, status.last)
+        for watch in self.watches:
+            if watch.key in lasts or watch.key in state.watch_last:
+                continue
+            status = self.status(watch.watch_id, state.summaries)
+            if status.last is not None and status.last_uid is not None:
+                lasts[watch.key] = _last_message(status.last_uid, status.last)
+        return set_watch_last(state, lasts, watch_ids=(watch.key for watch in self.watches))
+
+
+def _last_message(uid: str, summary: MessageSummary) -> LastMessage:
+    return LastMessage(uid=uid, sender=summary.sender, subject=summary.subject, date=summary.date)

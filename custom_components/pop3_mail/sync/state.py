@@ -5,7 +5,7 @@ Public names:
 - `MailboxState`: frozen; every change returns a new state. `known_uids` (server
   order, as the last check saw them), `size` (bytes, from STAT), `unread`,
   `last_message`, `archived`, `archive_baseline`, `initialised`, `summaries`,
-  `vanished`.
+  `vanished`, `watch_last`.
 - `LastMessage(uid, sender, subject, date)`: what the `last_message` sensor shows.
 - `Vanished(uids, size, unread, archived, archive_baseline)`: tombstones of the
   mail known when the mailbox last looked empty.
@@ -13,6 +13,7 @@ Public names:
   folder (written and read by the archive/retention code).
 - `apply(state, outcome, *, last_message=None, summaries=None)`: the state after a check.
 - `mark_read(state, uid)`, `forget(state, uids, *, freed_bytes=None)`.
+- `set_watch_last(state, lasts, *, watch_ids)`: the state with these per-watch last messages.
 - `start_archive(state)` / `stop_archive(state)`: archiving turned on / off.
 - `new_check(state, *, top_lines)`: the `MailboxCheck` for the next check.
 - `to_dict(state)` / `from_dict(data)`: JSON-safe form for the Home Assistant
@@ -28,6 +29,10 @@ Rules:
   archive record only matters while its message is on the server (retention
   deletes archived messages; a message that is gone has nothing left to delete).
 - `last_message` stays while its uid is still the newest on the server.
+- `watch_last` (a `LastMessage` per watch `key`, the newest message each watch matched)
+  stays while its uid is on the server, read or not: reading never drops it, deletion
+  and mail leaving the server (or the mailbox looking empty) do. Which watch matches
+  what is not known here: `watch_index.WatchIndex.settle` fills and replaces entries.
 - `summaries` (`sync.watches.MessageSummary` by uid, in arrival order) holds one
   summary per unread message that has one, and nothing else: reading a message,
   deleting it or its leaving the server drops its summary. Baseline mail is read,
@@ -64,6 +69,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from custom_components.pop3_mail.sync.check import MailboxCheck
 from custom_components.pop3_mail.sync.watches import (
+    MAX_ADDRESS,
+    MAX_DATE,
+    MAX_SUBJECT,
     MessageSummary,
     summaries_from_json,
     summaries_to_json,
@@ -149,6 +157,7 @@ class MailboxState:
     archive_baseline: frozenset[str] | None = None
     summaries: Mapping[str, MessageSummary] = field(default_factory=dict)
     vanished: Vanished | None = None
+    watch_last: Mapping[str, LastMessage] = field(default_factory=dict)
 
     @property
     def count(self) -> int:
@@ -213,6 +222,7 @@ def apply(
         last_message = state.last_message
         if last_message is not None and (not outcome.uids or outcome.uids[-1] != last_message.uid):
             last_message = None
+    watch_last = _watch_last_without(state.watch_last, outcome.removed)
     return MailboxState(
         known_uids=outcome.uids,
         size=outcome.size,
@@ -223,7 +233,36 @@ def apply(
         archive_baseline=baseline,
         summaries=kept,
         vanished=state.vanished,
+        watch_last=watch_last,
     )
+
+
+def _watch_last_without(
+    watch_last: Mapping[str, LastMessage], gone: frozenset[str]
+) -> Mapping[str, LastMessage]:
+    """`watch_last` without the entries whose message is in `gone` (one entry per watch)."""
+    if not gone or not watch_last or all(last.uid not in gone for last in watch_last.values()):
+        return watch_last
+    return {watch_id: last for watch_id, last in watch_last.items() if last.uid not in gone}
+
+
+def set_watch_last(
+    state: MailboxState, lasts: Mapping[str, LastMessage], *, watch_ids: Iterable[str]
+) -> MailboxState:
+    """The state with `lasts` over its per-watch last messages, kept only for `watch_ids` (keys).
+
+    Entries of watches that no longer exist are dropped, so deleted watches do not
+    grow the state. The same state is returned when nothing changes (no write).
+    """
+    ids = frozenset(watch_ids)
+    merged = {
+        watch_id: last
+        for watch_id, last in {**state.watch_last, **lasts}.items()
+        if watch_id in ids
+    }
+    if merged == state.watch_last:
+        return state
+    return replace(state, watch_last=merged)
 
 
 def _emptied(state: MailboxState, outcome: CheckOutcome) -> MailboxState:
@@ -355,6 +394,7 @@ def forget(
         archived=archived,
         archive_baseline=baseline,
         summaries=summaries,
+        watch_last=_watch_last_without(state.watch_last, gone),
     )
 
 
@@ -376,7 +416,41 @@ def to_dict(state: MailboxState) -> dict[str, Any]:
         "archive_baseline": _baseline_to(baseline, state.known_uids),
         "summaries": summaries_to_json(state.summaries),
         "vanished": _vanished_to(state.vanished),
+        "watch_last": watch_last_to_json(state.watch_last),
     }
+
+
+def watch_last_to_json(watch_last: Mapping[str, LastMessage]) -> dict[str, list[Any]]:
+    """The stored form of the per-watch last messages: `{watch_id: [uid, sender, subject, date]}`."""
+    return {
+        watch_id: [last.uid, last.sender, last.subject, last.date]
+        for watch_id, last in sorted(watch_last.items())
+    }
+
+
+def watch_last_from_json(data: Any) -> dict[str, LastMessage] | None:
+    """What `watch_last_to_json` wrote; None for a bad shape. Missing reads as none.
+
+    Missing means a state written before watches kept their last message: the
+    watches then start again from their newest unread match.
+    """
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        return None
+    lasts: dict[str, LastMessage] = {}
+    for watch_id, row in data.items():
+        match row:
+            case [str(uid), str(sender), str(subject), str() | None as date]:
+                lasts[watch_id] = LastMessage(
+                    uid,
+                    sender[:MAX_ADDRESS],
+                    subject[:MAX_SUBJECT],
+                    date if date is None or len(date) <= MAX_DATE else None,
+                )
+            case _:
+                return None
+    return lasts
 
 
 def _vanished_to(vanished: Vanished | None) -> dict[str, Any] | None:
@@ -426,6 +500,10 @@ def from_dict(data: Mapping[str, Any]) -> MailboxState:
     summaries = summaries_from_json(data.get("summaries"), unread)
     if summaries is None:
         raise StateFormatError("mailbox state with bad message summaries")
+    watch_last = watch_last_from_json(data.get("watch_last"))
+    if watch_last is None:
+        raise StateFormatError("mailbox state with bad watch last messages")
+    known_set = frozenset(known) if watch_last else frozenset()
     return MailboxState(
         known_uids=known,
         size=size,
@@ -436,6 +514,10 @@ def from_dict(data: Mapping[str, Any]) -> MailboxState:
         archive_baseline=_baseline_from(data.get("archive_baseline"), known),
         summaries=summaries,
         vanished=_vanished_from(data.get("vanished")),
+        # Only mail on the server keeps its entry, as `apply` and `forget` keep it.
+        watch_last={
+            watch_id: last for watch_id, last in watch_last.items() if last.uid in known_set
+        },
     )
 
 

@@ -6,7 +6,7 @@ Pure: no I/O, no Home Assistant. Public names:
   unread message, cut to `MAX_ADDRESS`/`MAX_NAME`/`MAX_SUBJECT` characters.
   `summary_of(event_data)` builds one from a message's event data.
 - `Watch(watch_id, name, sender, subject)`: one watch; `matches(summary)` says
-  whether a message is one it looks for.
+  whether a message is one it looks for; `key` names its last message in the state.
 - `matching_ids(watches, summary)`: ids of the watches a message matches, in order.
 - `index_matches(watches, summaries)`: those ids for many messages (CPU work over
   every unread message: the caller runs it off the event loop when there are many).
@@ -91,6 +91,15 @@ class Watch:
         """Casefold the texts once, not for every message."""
         object.__setattr__(self, "_sender", self.sender.strip().casefold())
         object.__setattr__(self, "_subject", self.subject.strip().casefold())
+
+    @property
+    def key(self) -> str:
+        """The key of its last message in the state: its id and what it looks for.
+
+        A reconfigured watch looks for other mail, so its last message is no longer
+        right: a new key drops it and starts again from the newest unread match.
+        """
+        return "\x00".join((self.watch_id, self._sender, self._subject))
 
     @property
     def is_empty(self) -> bool:
