@@ -21,7 +21,7 @@ from custom_components.pop3_mail.store import (
     storage_key,
 )
 from custom_components.pop3_mail.sync import check as check_module
-from custom_components.pop3_mail.sync.state import MailboxState
+from custom_components.pop3_mail.sync.state import LastMessage, MailboxState
 from custom_components.pop3_mail.sync.watches import MessageSummary, summaries_to_json
 from tests.servers.fake_pop3 import Fault, drop
 
@@ -284,3 +284,25 @@ def test_replay_restores_the_summaries_of_announced_mail() -> None:
     )
     assert replayed.unread == {"b"}
     assert replayed.summaries == {"b": summary}
+
+
+def test_replay_restores_the_watches_last_messages() -> None:
+    """The newest record wins, an empty one clears, a bad one is skipped (issue 11)."""
+    state = MailboxState(known_uids=("a",), initialised=True)
+    first = LastMessage("b", "bob@example.com", "Alarm", None)
+    second = LastMessage("c", "ana@example.com", "Zona 3", "2025-07-01T10:00:00+02:00")
+    rows = {"w1": ["b", "bob@example.com", "Alarm", None]}
+    newer = {**rows, "w2": ["c", "ana@example.com", "Zona 3", "2025-07-01T10:00:00+02:00"]}
+    replayed = replay(
+        state,
+        [
+            ["announced", "b", "c"],
+            ["watch_last", rows],
+            ["watch_last", newer],
+            ["watch_last", {"w1": "not a row"}],
+            ["read", "b"],
+        ],
+    )
+    assert replayed.watch_last == {"w1": first, "w2": second}
+    assert replay(replayed, [["watch_last", {}]]).watch_last == {}
+    assert replay(state, [["watch_last", rows]]).watch_last == {"w1": first}

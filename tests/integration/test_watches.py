@@ -20,6 +20,7 @@ from pytest_homeassistant_custom_component.common import (
 
 from custom_components.pop3_mail.const import DOMAIN, EVENT_NEW_MESSAGE, SUBENTRY_WATCH
 from custom_components.pop3_mail.diagnostics import async_get_config_entry_diagnostics
+from custom_components.pop3_mail.store import journal_key, storage_key
 from custom_components.pop3_mail.sync.watches import MessageSummary, Watch, WatchStatus
 from custom_components.pop3_mail.watch_index import WatchIndex
 from tests.integration.conftest import mail
@@ -221,7 +222,7 @@ async def test_watch_added_later_counts_earlier_mail(
 ) -> None:
     """A watch added after the mail arrived counts it: the summaries were kept."""
     events = async_capture_events(hass, EVENT_NEW_MESSAGE)
-    await deliver(hass, init_integration, pop3_server)
+    uids = await deliver(hass, init_integration, pop3_server)
     assert [event.data["watches"] for event in events] == [[], [], []]
 
     result = await hass.config_entries.subentries.async_init(
@@ -239,6 +240,58 @@ async def test_watch_added_later_counts_earlier_mail(
     assert unread(hass, watch_id) == "1"
     # No message is announced again by the reload.
     assert len(events) == 3
+
+    # Its last message starts from its newest unread match, and reading it (then a
+    # restart) leaves it: the watch took it as its own when it was added.
+    last_id = watch_entity(hass, watch_id, "sensor", "watch_last_message")
+    assert hass.states.get(last_id).attributes["uid"] == uids[1]
+    await hass.services.async_call(
+        DOMAIN,
+        "mark_read",
+        {"config_entry_id": init_integration.entry_id, "uid": uids[1]},
+        blocking=True,
+    )
+    assert unread(hass, watch_id) == "0"
+    assert hass.states.get(last_id).attributes["uid"] == uids[1]
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    last = hass.states.get(last_id)
+    assert (last.state, last.attributes["uid"]) == ("2025-07-01T08:11:00+00:00", uids[1])
+
+
+async def test_last_message_survives_a_crash_after_it_was_read(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    pop3_server: FakePOP3Server,
+    hass_storage: dict[str, Any],
+) -> None:
+    """A crash before the full write: the journal brings back a read last message.
+
+    Once read, the message has no summary any more, so only the journal's own
+    record of the watch's last message can restore it.
+    """
+    entry_id = init_integration.entry_id
+    alarm, _, _ = await deliver(hass, init_integration, pop3_server)
+    await hass.services.async_call(
+        DOMAIN, "mark_read", {"config_entry_id": entry_id, "uid": alarm}, blocking=True
+    )
+    await hass.async_block_till_done()
+    full = hass_storage[storage_key(entry_id)]
+    journal = hass_storage[journal_key(entry_id)]
+    assert alarm not in full["data"]["uids"]  # the full file is from before the mail
+    await hass.config_entries.async_unload(entry_id)
+    hass_storage[storage_key(entry_id)] = full
+    hass_storage[journal_key(entry_id)] = journal
+    assert await hass.config_entries.async_setup(entry_id)
+    await hass.async_block_till_done()
+
+    assert unread(hass, ALARM_ID) == "0"
+    last = hass.states.get(watch_entity(hass, ALARM_ID, "sensor", "watch_last_message"))
+    assert {key: last.attributes[key] for key in ("sender", "subject", "uid")} == {
+        "sender": "noreply@panel.example",
+        "subject": "Zona 2",
+        "uid": alarm,
+    }
 
 
 async def test_flow_errors_and_cleaning(
@@ -340,8 +393,13 @@ async def test_counts_follow_reads_deletions_and_restarts(
         blocking=True,
     )
     assert unread(hass, ALARM_ID) == "1"
-    last = hass.states.get(watch_entity(hass, ALARM_ID, "sensor", "watch_last_message"))
-    assert last.attributes["uid"] == alarm
+    # Reading the newest match leaves it the watch's last message, also over a restart.
+    last_id = watch_entity(hass, ALARM_ID, "sensor", "watch_last_message")
+    assert hass.states.get(last_id).attributes["uid"] == later
+    assert hass.states.get(last_id).attributes["subject"] == "Zona 3"
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    assert hass.states.get(last_id).attributes["uid"] == later
 
     await hass.services.async_call(
         DOMAIN,
@@ -350,12 +408,20 @@ async def test_counts_follow_reads_deletions_and_restarts(
         blocking=True,
     )
     assert unread(hass, FACTURA_ID) == "0"
+    # Its last message left the server: nothing of the watch's is left there.
+    factura_last = hass.states.get(watch_entity(hass, FACTURA_ID, "sensor", "watch_last_message"))
+    assert factura_last.state == "unknown"
 
-    # Removed by another client (a phone): the next check notices.
+    # Removed by another client (a phone): the next check notices, and the watch
+    # falls back to its newest unread match.
+    pop3_server.mailbox.remove(later)
+    await refresh(hass, init_integration)
+    assert unread(hass, ALARM_ID) == "1"
+    assert hass.states.get(last_id).attributes["uid"] == alarm
     pop3_server.mailbox.remove(alarm)
     await refresh(hass, init_integration)
     assert unread(hass, ALARM_ID) == "0"
-    last = hass.states.get(watch_entity(hass, ALARM_ID, "sensor", "watch_last_message"))
+    last = hass.states.get(last_id)
     assert last.state == "unknown"
     assert last.attributes["uid"] is None
 

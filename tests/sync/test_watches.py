@@ -11,12 +11,14 @@ import pytest
 from custom_components.pop3_mail.sync.check import CheckOutcome, NewMessage
 from custom_components.pop3_mail.sync.message import event_data
 from custom_components.pop3_mail.sync.state import (
+    LastMessage,
     MailboxState,
     StateFormatError,
     apply,
     forget,
     from_dict,
     mark_read,
+    set_watch_last,
     to_dict,
 )
 from custom_components.pop3_mail.sync.watches import (
@@ -33,6 +35,7 @@ from custom_components.pop3_mail.sync.watches import (
     summary_of,
     watch_statuses,
 )
+from custom_components.pop3_mail.watch_index import WatchIndex
 
 
 def summary(
@@ -162,6 +165,7 @@ OPERATIONS = st.one_of(
     st.tuples(st.just("removed_elsewhere"), st.integers(0, 30)),
     st.tuples(st.just("restart"), st.none()),
     st.tuples(st.just("unchanged_check"), st.none()),
+    st.tuples(st.just("add_watch"), st.none()),
 )
 
 
@@ -195,10 +199,26 @@ def test_counts_follow_the_model(
 ) -> None:
     """Each watch counts exactly the unread messages on the server it matches, whatever happened.
 
-    Watches are fixed per run but may come after the mail: the counts cover mail that
-    arrived before a watch existed, because they are worked out from the summaries.
+    Watches may come after the mail: the counts cover mail that arrived before a watch
+    existed, because they are worked out from the summaries.
+
+    Its last message is, as the contract says, the newest matching message: reading
+    leaves it; when it leaves the server the watch falls back to its newest unread
+    match; a watch added later starts from its newest unread match. The coordinator
+    settles the state after every change that adds or removes mail, and at setup.
     """
     watches = WATCHES[:watch_count]
+    index = WatchIndex(watches)
+    # The model of the last messages: watch id -> (uid, summary), or absent for none.
+    lasts: dict[str, tuple[str, MessageSummary]] = {}
+
+    def fall_back(watch: Watch) -> None:
+        matched = [uid for uid, message in unread.items() if model_matches(watch, message)]
+        if matched:
+            lasts[watch.watch_id] = (matched[-1], unread[matched[-1]])
+        else:
+            lasts.pop(watch.watch_id, None)
+
     first = tuple(f"b{i}" for i in range(baseline))
     state = apply(MailboxState(), check(MailboxState(), first))
     # The model: uid -> summary for every unread message on the server, and the server.
@@ -219,6 +239,11 @@ def test_counts_follow_the_model(
                 # The coordinator indexes new mail in the executor; sometimes it has not.
                 cache.update(index_matches(watches, summaries))
             state = apply(state, check(state, tuple(server), tuple(new)), summaries=summaries)
+            state = index.settle(state, summaries)
+            for watch in watches:
+                matched = [uid for uid in new if model_matches(watch, summaries[uid])]
+                if matched:
+                    lasts[watch.watch_id] = (matched[-1], summaries[matched[-1]])
         elif operation in ("read", "delete", "removed_elsewhere") and server:
             uid = server[argument % len(server)]
             unread.pop(uid, None)
@@ -227,17 +252,30 @@ def test_counts_follow_the_model(
             else:
                 server.remove(uid)
                 if operation == "delete":
-                    state = forget(state, [uid], freed_bytes=10)
+                    state = index.settle(forget(state, [uid], freed_bytes=10))
                 else:
-                    state = apply(state, check(state, tuple(server), removed=frozenset({uid})))
+                    removed = check(state, tuple(server), removed=frozenset({uid}))
+                    state = index.settle(apply(state, removed))
+                for watch in watches:
+                    if watch.watch_id in lasts and lasts[watch.watch_id][0] == uid:
+                        fall_back(watch)
         elif operation == "read_all":
             unread.clear()
             state = mark_read(state, None)
         elif operation == "restart":
             state = from_dict(json.loads(json.dumps(to_dict(state))))
             cache = {}
+            index = WatchIndex(watches)
+            state = index.settle(state)
         elif operation == "unchanged_check":
-            state = apply(state, check(state, tuple(server)))
+            state = index.settle(apply(state, check(state, tuple(server))), {})
+        elif operation == "add_watch" and len(watches) < len(WATCHES):
+            # Adding a watch reloads the entry: a new index, settled at setup.
+            watches = WATCHES[: len(watches) + 1]
+            cache = {}
+            index = WatchIndex(watches)
+            state = index.settle(state)
+            fall_back(watches[-1])
 
         assert state.summaries == unread
         assert list(state.summaries) == [uid for uid in server if uid in unread]
@@ -250,6 +288,12 @@ def test_counts_follow_the_model(
                 last=unread[matched[-1]] if matched else None,
             )
             assert statuses[watch.watch_id] == expected
+            last = lasts.get(watch.watch_id)
+            assert state.watch_last.get(watch.key) == (
+                None
+                if last is None
+                else LastMessage(last[0], last[1].sender, last[1].subject, last[1].date)
+            )
 
 
 # -- the state ------------------------------------------------------------------------------
@@ -317,3 +361,34 @@ def test_hand_edited_summaries_are_cut_on_load() -> None:
 def test_no_watches_no_statuses() -> None:
     assert watch_statuses((), {"a": summary()}, {}) == {}
     assert index_matches((), {"a": summary()}) == {"a": ()}
+
+
+def test_watch_last_round_trips_and_old_or_bad_forms() -> None:
+    """Saved with the state; a state from before it loads without; a bad one is refused."""
+    state = apply(MailboxState(), check(MailboxState(), ("a",)))
+    state = apply(state, check(state, ("a", "b"), ("b",)), summaries={"b": summary()})
+    last = LastMessage("b", "bob@example.com", "Zona 2", "2025-07-01T10:00:00+02:00")
+    state = set_watch_last(state, {"w1": last, "gone": last}, watch_ids=["w1"])
+    assert state.watch_last == {"w1": last}  # a deleted watch's entry is not kept
+    assert set_watch_last(state, {"w1": last}, watch_ids=["w1"]) is state
+    stored = json.loads(json.dumps(to_dict(state)))
+    assert from_dict(stored).watch_last == {"w1": last}
+    # A message no longer on the server (a hand-edited file) has no entry.
+    assert from_dict({**stored, "uids": ["a"], "unread": []}).watch_last == {}
+    del stored["watch_last"]
+    assert from_dict(stored).watch_last == {}
+    for bad in ([], {"w1": ["b", "x", "y"]}, {"w1": ["b", "x", "y", 5]}):
+        with pytest.raises(StateFormatError):
+            from_dict({**stored, "watch_last": bad})
+
+
+def test_watch_last_stays_through_reads_and_leaves_with_its_message() -> None:
+    state = apply(MailboxState(), check(MailboxState(), ()))
+    state = apply(state, check(state, ("a", "b"), ("a", "b")), summaries={"a": summary()})
+    last = LastMessage("a", "bob@example.com", "", None)
+    state = set_watch_last(state, {"w": last}, watch_ids=["w"])
+    assert mark_read(mark_read(state, "a"), None).watch_last == {"w": last}
+    assert forget(state, ["b"]).watch_last == {"w": last}
+    assert forget(state, ["a"]).watch_last == {}
+    assert apply(state, check(state, ("b",), removed=frozenset({"a"}))).watch_last == {}
+    assert apply(state, check(state, ())).watch_last == {}  # looks empty: like last_message
