@@ -421,7 +421,7 @@ def to_dict(state: MailboxState) -> dict[str, Any]:
 
 
 def watch_last_to_json(watch_last: Mapping[str, LastMessage]) -> dict[str, list[Any]]:
-    """The stored form of the per-watch last messages: `{watch_id: [uid, sender, subject, date]}`."""
+    """The stored form of the per-watch last messages: `{key: [uid, sender, subject, date]}`."""
     return {
         watch_id: [last.uid, last.sender, last.subject, last.date]
         for watch_id, last in sorted(watch_last.items())
