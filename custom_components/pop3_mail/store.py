@@ -116,6 +116,11 @@ def replay(state: MailboxState, operations: Sequence[Any]) -> MailboxState:
                 unread.discard(uid)
             case ["read_all"]:
                 unread.clear()
+    if watch_last is not state.watch_last:
+        if known is None:
+            known = set(state.known_uids)
+        # Only mail on the server keeps an entry, as in `sync/state.py`.
+        watch_last = {key: last for key, last in watch_last.items() if last.uid in known}
     if (
         not added
         and unread == state.unread
